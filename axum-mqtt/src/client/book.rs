@@ -1,0 +1,150 @@
+//! The ack book: which caller waits for which packet.
+//!
+//! rumqttc gives no packet id back from `publish` (rumqtt RFC #805). It does report, in order, each
+//! request it writes (`Outgoing::Publish(pkid)`, …) and each ack it reads. Requests leave its channel
+//! in the order they entered, so a FIFO per request kind, filled under the same lock that puts the
+//! request into the channel, tells which caller a packet id belongs to. When a connection is lost the
+//! connection task rebuilds rumqttc's replay queue itself and keeps this book in step (see
+//! `connection.rs`).
+
+use std::collections::{HashMap, VecDeque};
+
+use tokio::sync::{oneshot, OwnedSemaphorePermit};
+
+use super::link::SubCode;
+use crate::client::events::Published;
+use crate::message::QoS;
+use crate::Error;
+
+pub(crate) type PubReply = oneshot::Sender<Result<Published, Error>>;
+pub(crate) type SubReply = oneshot::Sender<Result<Vec<SubCode>, Error>>;
+pub(crate) type UnsubReply = oneshot::Sender<Result<(), Error>>;
+
+/// A caller waiting for a publish to be acknowledged.
+pub(crate) struct PubWaiter {
+    pub reply: Option<PubReply>,
+    pub qos: QoS,
+    /// The broker sent PUBREC (QoS 2): it has the message.
+    pub received: bool,
+    pub _permit: Option<OwnedSemaphorePermit>,
+}
+
+impl PubWaiter {
+    pub fn finish(mut self, res: Result<Published, Error>) {
+        if let Some(r) = self.reply.take() {
+            let _ = r.send(res);
+        }
+    }
+}
+
+/// A caller (or the restore of all subscriptions) waiting for a SUBACK.
+pub(crate) struct SubWaiter {
+    pub filters: Vec<(String, QoS)>,
+    pub reply: Option<SubReply>,
+    /// Callers whose own SUBSCRIBE was folded into this one (restore after reconnect).
+    pub attached: Vec<SubWaiter>,
+    pub _permit: Option<OwnedSemaphorePermit>,
+}
+
+impl SubWaiter {
+    /// Answers this waiter and every attached one from the codes of this request's filters.
+    pub fn finish(mut self, res: Result<Vec<SubCode>, Error>) {
+        for a in std::mem::take(&mut self.attached) {
+            let mine = match &res {
+                Ok(codes) => Ok(a
+                    .filters
+                    .iter()
+                    .map(|(f, _)| {
+                        self.filters
+                            .iter()
+                            .position(|(g, _)| g == f)
+                            .and_then(|i| codes.get(i).cloned())
+                            .unwrap_or_else(|| Err("no answer from the broker".into()))
+                    })
+                    .collect()),
+                Err(e) => Err(e.clone()),
+            };
+            a.finish(mine);
+        }
+        if let Some(r) = self.reply.take() {
+            let _ = r.send(res);
+        }
+    }
+}
+
+/// A caller waiting for an UNSUBACK.
+pub(crate) struct UnsubWaiter {
+    pub filters: Vec<String>,
+    pub reply: Option<UnsubReply>,
+    pub _permit: Option<OwnedSemaphorePermit>,
+}
+
+impl UnsubWaiter {
+    pub fn finish(mut self, res: Result<(), Error>) {
+        if let Some(r) = self.reply.take() {
+            let _ = r.send(res);
+        }
+    }
+}
+
+/// Waiters queued (not yet written) and in flight (written, keyed by packet id), per kind.
+pub(crate) struct Queue<W> {
+    pub queued: VecDeque<W>,
+    pub inflight: HashMap<u16, W>,
+}
+
+impl<W> Default for Queue<W> {
+    fn default() -> Self {
+        Queue {
+            queued: VecDeque::new(),
+            inflight: HashMap::new(),
+        }
+    }
+}
+
+impl<W> Queue<W> {
+    /// Puts waiters back at the front, keeping their order.
+    pub fn requeue_front(&mut self, front: Vec<W>) {
+        for w in front.into_iter().rev() {
+            self.queued.push_front(w);
+        }
+    }
+
+    pub fn drain_all(&mut self) -> Vec<W> {
+        let mut out: Vec<W> = self.queued.drain(..).collect();
+        out.extend(self.inflight.drain().map(|(_, w)| w));
+        out
+    }
+
+    pub fn len(&self) -> usize {
+        self.queued.len() + self.inflight.len()
+    }
+}
+
+/// All waiters of one client.
+#[derive(Default)]
+pub(crate) struct Book {
+    pub pubs: Queue<PubWaiter>,
+    pub subs: Queue<SubWaiter>,
+    pub unsubs: Queue<UnsubWaiter>,
+}
+
+impl Book {
+    /// Requests still waiting for the broker.
+    pub fn outstanding(&self) -> usize {
+        self.pubs.len() + self.subs.len() + self.unsubs.len()
+    }
+
+    /// Fails every waiter (shutdown).
+    pub fn fail_all(&mut self, e: &Error) {
+        for w in self.pubs.drain_all() {
+            w.finish(Err(e.clone()));
+        }
+        for w in self.subs.drain_all() {
+            w.finish(Err(e.clone()));
+        }
+        for w in self.unsubs.drain_all() {
+            w.finish(Err(e.clone()));
+        }
+    }
+}

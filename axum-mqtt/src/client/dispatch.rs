@@ -1,0 +1,243 @@
+//! Running handlers off the connection task: message lanes and the callback worker.
+//!
+//! Messages are spread over `HANDLER_CONCURRENCY` lanes by a hash of the topic, so messages of one
+//! topic are handled in order while different topics run concurrently. Each lane is a bounded queue;
+//! when it is full the connection task waits, which stops reading from the broker (backpressure).
+//! A handler that panics is caught and counted; the lane and the connection go on.
+
+use std::collections::hash_map::DefaultHasher;
+use std::future::Future;
+use std::hash::{Hash, Hasher};
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::{Arc, Weak};
+
+use futures_util::FutureExt;
+use tokio::sync::mpsc;
+use tower::{BoxError, Service, ServiceExt};
+
+use super::events::{Connack, Disconnected, Event, Published, Subscribed, Unsubscribed};
+use super::{Counters, Inner, Mqtt, Shared};
+use crate::extract::Rejection;
+use crate::message::Message;
+use crate::router::{MqttRequest, Route, RouteTable};
+
+type BoxFut = Pin<Box<dyn Future<Output = ()> + Send>>;
+pub(crate) type Callback<E> = Arc<dyn Fn(Mqtt, E) -> BoxFut + Send + Sync>;
+
+/// Flask-MQTT's callbacks, several per event.
+#[derive(Default)]
+pub(crate) struct Callbacks {
+    pub connect: Vec<Callback<Connack>>,
+    pub disconnect: Vec<Callback<Disconnected>>,
+    pub publish: Vec<Callback<Published>>,
+    pub subscribe: Vec<Callback<Subscribed>>,
+    pub unsubscribe: Vec<Callback<Unsubscribed>>,
+}
+
+/// The connection task's side of the dispatcher.
+pub(crate) struct Dispatcher {
+    lanes: Vec<mpsc::Sender<Message>>,
+    events: mpsc::Sender<Event>,
+    wants_publish_events: bool,
+    shared: Arc<Shared>,
+}
+
+impl Dispatcher {
+    /// Queues a message on its topic's lane, waiting while the lane is full (backpressure).
+    pub async fn message(&self, msg: Message) {
+        let lane = if self.lanes.len() == 1 {
+            0
+        } else {
+            let mut h = DefaultHasher::new();
+            msg.topic().hash(&mut h);
+            (h.finish() % self.lanes.len() as u64) as usize
+        };
+        Counters::bump(&self.shared.counters.received);
+        if self.lanes[lane].send(msg).await.is_err() {
+            tracing::error!("message lane closed; message dropped");
+        }
+    }
+
+    /// Queues a callback event without waiting; drops (and counts) it when callbacks fall behind.
+    pub fn event(&self, e: Event) {
+        if matches!(e, Event::Publish(_)) && !self.wants_publish_events {
+            return;
+        }
+        if self.events.try_send(e).is_err() {
+            Counters::bump(&self.shared.counters.events_dropped);
+            tracing::warn!("callback queue full: event dropped");
+        }
+    }
+}
+
+/// Starts the lanes and the callback worker.
+pub(crate) fn spawn(
+    shared: Arc<Shared>,
+    client: Weak<Inner>,
+    table: RouteTable,
+    callbacks: Callbacks,
+) -> Dispatcher {
+    let n = shared.config.handler_concurrency;
+    let mut lanes = Vec::with_capacity(n);
+    for _ in 0..n {
+        let (tx, rx) = mpsc::channel(shared.config.handler_queue);
+        lanes.push(tx);
+        tokio::spawn(lane(rx, table.clone(), shared.clone(), client.clone()));
+    }
+    let (events, rx) = mpsc::channel(1024);
+    let wants_publish_events = !callbacks.publish.is_empty();
+    tokio::spawn(event_worker(rx, callbacks, client));
+    Dispatcher {
+        lanes,
+        events,
+        wants_publish_events,
+        shared,
+    }
+}
+
+async fn lane(
+    mut rx: mpsc::Receiver<Message>,
+    mut table: RouteTable,
+    shared: Arc<Shared>,
+    client: Weak<Inner>,
+) {
+    while let Some(msg) = rx.recv().await {
+        let mqtt = client.upgrade().map(Mqtt::from_inner);
+        let mut matched = false;
+        let mut ack_ok = true;
+        for r in table.routes.iter_mut() {
+            let params = match &r.pattern {
+                None => Vec::new(),
+                Some(p) => match p.matches(msg.topic()) {
+                    Some(c) => {
+                        matched = true;
+                        c
+                    }
+                    None => continue,
+                },
+            };
+            let req = MqttRequest::with(msg.clone(), params, mqtt.clone());
+            let ok = call(&mut r.route, req, &shared, table.on_rejection.as_ref()).await;
+            if r.ack_after && !ok {
+                ack_ok = false;
+            }
+        }
+        if shared.acks_after_handling(&msg) {
+            if ack_ok {
+                if let Err(e) = shared.sender.try_ack(msg.pkid, msg.qos) {
+                    tracing::error!(topic = msg.topic(), error = %e, "could not queue the acknowledgement");
+                }
+            } else {
+                // Not acknowledged: the broker redelivers it after the next reconnect (persistent session).
+                tracing::warn!(
+                    topic = msg.topic(),
+                    "handler failed; message left unacknowledged"
+                );
+            }
+        }
+        if !matched {
+            if let Some(f) = table.fallback.as_mut() {
+                let req = MqttRequest::with(msg.clone(), Vec::new(), mqtt.clone());
+                call(f, req, &shared, table.on_rejection.as_ref()).await;
+            }
+        }
+        // Offering never waits, so the read lock is held only for the loop.
+        let streams = shared.streams.read().unwrap_or_else(|p| p.into_inner());
+        for s in streams.iter() {
+            s.offer(&msg, &shared.counters);
+        }
+    }
+}
+
+/// Runs one route on one message; reports the outcome. Returns true when the handler succeeded.
+async fn call(
+    route: &mut Route,
+    req: MqttRequest,
+    shared: &Shared,
+    on_rejection: Option<&crate::router::RejectionHandler>,
+) -> bool {
+    let msg = req.message().clone();
+    let run = async {
+        let svc = route.ready().await?;
+        svc.call(req).await
+    };
+    let outcome: Result<Result<(), BoxError>, _> = AssertUnwindSafe(run).catch_unwind().await;
+    let c = &shared.counters;
+    match outcome {
+        Ok(Ok(())) => {
+            Counters::bump(&c.handled);
+            true
+        }
+        Ok(Err(e)) => {
+            match e.downcast::<Rejection>() {
+                Ok(rejection) => {
+                    Counters::bump(&c.rejected);
+                    tracing::warn!(topic = msg.topic(), kind = rejection.kind(), error = %rejection, "message rejected");
+                    if let Some(f) = on_rejection {
+                        let fut = f(*rejection, msg);
+                        if AssertUnwindSafe(fut).catch_unwind().await.is_err() {
+                            Counters::bump(&c.handler_panics);
+                        }
+                    }
+                }
+                Err(e) => {
+                    Counters::bump(&c.handler_errors);
+                    tracing::warn!(topic = msg.topic(), error = %e, "handler failed");
+                }
+            }
+            false
+        }
+        Err(panic) => {
+            Counters::bump(&c.handler_panics);
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            tracing::error!(topic = msg.topic(), panic = %what, "handler panicked");
+            false
+        }
+    }
+}
+
+async fn event_worker(mut rx: mpsc::Receiver<Event>, cb: Callbacks, client: Weak<Inner>) {
+    while let Some(e) = rx.recv().await {
+        let Some(mqtt) = client.upgrade().map(Mqtt::from_inner) else {
+            continue;
+        };
+        let futs: Vec<BoxFut> = match e {
+            Event::Connect(x) => cb
+                .connect
+                .iter()
+                .map(|f| f(mqtt.clone(), x.clone()))
+                .collect(),
+            Event::Disconnect(x) => cb
+                .disconnect
+                .iter()
+                .map(|f| f(mqtt.clone(), x.clone()))
+                .collect(),
+            Event::Publish(x) => cb
+                .publish
+                .iter()
+                .map(|f| f(mqtt.clone(), x.clone()))
+                .collect(),
+            Event::Subscribe(x) => cb
+                .subscribe
+                .iter()
+                .map(|f| f(mqtt.clone(), x.clone()))
+                .collect(),
+            Event::Unsubscribe(x) => cb
+                .unsubscribe
+                .iter()
+                .map(|f| f(mqtt.clone(), x.clone()))
+                .collect(),
+        };
+        drop(mqtt);
+        for f in futs {
+            if AssertUnwindSafe(f).catch_unwind().await.is_err() {
+                tracing::error!("callback panicked");
+            }
+        }
+    }
+}

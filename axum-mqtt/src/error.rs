@@ -1,0 +1,67 @@
+//! The crate's error type.
+
+use crate::config::ConfigError;
+
+/// Everything an MQTT operation can fail with.
+///
+/// Each variant says what went wrong in words a user can act on; none of them is ever a panic.
+///
+/// ```
+/// use axum_mqtt::{Error, topic};
+///
+/// let err = topic::validate_topic("a/+/b").unwrap_err();
+/// assert!(matches!(err, Error::InvalidTopic { .. }));
+/// assert!(err.to_string().contains("wildcard"));
+/// ```
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The configuration is invalid; the inner error names the key.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A topic name (for publishing) is not valid.
+    #[error("invalid topic {topic:?}: {reason}")]
+    InvalidTopic {
+        /// The topic as given.
+        topic: String,
+        /// Why it is rejected.
+        reason: &'static str,
+    },
+    /// A topic filter (for subscribing) is not valid.
+    #[error("invalid topic filter {filter:?}: {reason}")]
+    InvalidFilter {
+        /// The filter as given.
+        filter: String,
+        /// Why it is rejected.
+        reason: &'static str,
+    },
+    /// The payload is larger than the configured maximum packet size.
+    #[error("payload of {size} bytes exceeds the maximum packet size of {max} bytes")]
+    PayloadTooLarge {
+        /// Payload size in bytes.
+        size: usize,
+        /// Configured maximum.
+        max: usize,
+    },
+    /// MQTT 5 properties were given to a client connected with MQTT 3.1.1.
+    #[error("MQTT 5 properties need `PROTOCOL=5`; this client speaks MQTT 3.1.1")]
+    PropertiesNeedV5,
+    /// The broker refused the operation (a failure reason code in an ack).
+    #[error("the broker refused: {0}")]
+    Refused(String),
+    /// The broker lost the session after it had received a QoS 2 message but before it completed;
+    /// whether subscribers got it is unknown.
+    #[error(
+        "the broker lost the session before completing this QoS 2 publish; delivery is unknown"
+    )]
+    SessionLost,
+    /// No acknowledgement came before the deadline. The request may still complete later.
+    #[error("no acknowledgement from the broker within {0:?}")]
+    Timeout(std::time::Duration),
+    /// The client was shut down (or its last handle dropped) before the operation completed.
+    #[error("the MQTT client is shut down")]
+    Closed,
+    /// TLS could not be set up (bad certificate file, key, or version).
+    #[error("TLS setup failed: {0}")]
+    Tls(String),
+}

@@ -1,0 +1,45 @@
+use serde::de::DeserializeOwned;
+
+use super::{FromMessage, Rejection};
+use crate::router::MqttRequest;
+
+/// The payload deserialized from JSON.
+///
+/// Bad JSON is [`Rejection::JsonSyntax`]; JSON of the wrong shape is [`Rejection::JsonData`].
+///
+/// ```
+/// use axum_mqtt::extract::Json;
+/// #[derive(serde::Deserialize)]
+/// struct Reading { celsius: f64 }
+/// async fn handler(Json(r): Json<Reading>) {
+///     println!("{}", r.celsius);
+/// }
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Json<T>(pub T);
+
+impl<S, T: DeserializeOwned> FromMessage<S> for Json<T> {
+    fn from_message(req: &MqttRequest, _: &S) -> Result<Self, Rejection> {
+        let m = req.message();
+        let topic = || m.topic().to_string();
+        serde_json::from_slice(m.payload()).map(Json).map_err(|e| {
+            use serde_json::error::Category;
+            match e.classify() {
+                Category::Data => Rejection::JsonData {
+                    topic: topic(),
+                    error: e.to_string(),
+                },
+                _ => match std::str::from_utf8(m.payload()) {
+                    Err(u) => Rejection::InvalidUtf8 {
+                        topic: topic(),
+                        valid_up_to: u.valid_up_to(),
+                    },
+                    Ok(_) => Rejection::JsonSyntax {
+                        topic: topic(),
+                        error: e.to_string(),
+                    },
+                },
+            }
+        })
+    }
+}

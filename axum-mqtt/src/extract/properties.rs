@@ -1,0 +1,92 @@
+//! MQTT 5 properties as extractors. On MQTT 3.1.1 they are always missing (use `Option<…>`).
+
+use bytes::Bytes;
+
+use super::{FromMessage, Rejection};
+use crate::router::MqttRequest;
+
+fn missing(req: &MqttRequest, property: &'static str) -> Rejection {
+    Rejection::MissingProperty {
+        topic: req.message().topic().to_string(),
+        property,
+    }
+}
+
+/// The MQTT 5 user properties (empty when there are none).
+///
+/// ```
+/// use axum_mqtt::extract::UserProperties;
+/// async fn handler(UserProperties(props): UserProperties) {
+///     for (k, v) in props { println!("{k}={v}"); }
+/// }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct UserProperties(pub Vec<(String, String)>);
+
+impl<S> FromMessage<S> for UserProperties {
+    fn from_message(req: &MqttRequest, _: &S) -> Result<Self, Rejection> {
+        Ok(UserProperties(
+            req.message()
+                .properties()
+                .map(|p| p.user_properties.clone())
+                .unwrap_or_default(),
+        ))
+    }
+}
+
+/// The MQTT 5 content type; rejected when absent.
+///
+/// ```
+/// use axum_mqtt::extract::ContentType;
+/// async fn handler(ct: Option<ContentType>) {}
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContentType(pub String);
+
+impl<S> FromMessage<S> for ContentType {
+    fn from_message(req: &MqttRequest, _: &S) -> Result<Self, Rejection> {
+        req.message()
+            .properties()
+            .and_then(|p| p.content_type.clone())
+            .map(ContentType)
+            .ok_or_else(|| missing(req, "content type"))
+    }
+}
+
+/// The MQTT 5 response topic (request/response); rejected when absent.
+///
+/// ```
+/// use axum_mqtt::extract::ResponseTopic;
+/// async fn handler(ResponseTopic(reply_to): ResponseTopic) {}
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResponseTopic(pub String);
+
+impl<S> FromMessage<S> for ResponseTopic {
+    fn from_message(req: &MqttRequest, _: &S) -> Result<Self, Rejection> {
+        req.message()
+            .properties()
+            .and_then(|p| p.response_topic.clone())
+            .map(ResponseTopic)
+            .ok_or_else(|| missing(req, "response topic"))
+    }
+}
+
+/// The MQTT 5 correlation data; rejected when absent.
+///
+/// ```
+/// use axum_mqtt::extract::CorrelationData;
+/// async fn handler(CorrelationData(id): CorrelationData) {}
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CorrelationData(pub Bytes);
+
+impl<S> FromMessage<S> for CorrelationData {
+    fn from_message(req: &MqttRequest, _: &S) -> Result<Self, Rejection> {
+        req.message()
+            .properties()
+            .and_then(|p| p.correlation_data.clone())
+            .map(CorrelationData)
+            .ok_or_else(|| missing(req, "correlation data"))
+    }
+}

@@ -1,0 +1,200 @@
+//! Publish and subscribe against the embedded broker, on MQTT 3.1.1 and 5, at every QoS.
+
+mod common;
+
+use axum_mqtt::{Error, Mqtt, Properties, Protocol, QoS};
+use axum_mqtt_testkit::unique;
+use common::*;
+
+/// `spec_qos`: the broker delivers at min(publish QoS, subscription QoS) as MQTT requires.
+/// rumqttd 0.20 does not: it delivers a QoS 0 publish at the subscription's QoS 1.
+async fn roundtrip(cfg: axum_mqtt::MqttConfig, spec_qos: bool) {
+    let t = unique("rt");
+    let (handler, mut rx) = collector();
+    let filter = format!("{t}/#");
+    let sub = connected(Mqtt::builder(cfg.clone()).on_topic(&filter, handler)).await;
+    let publisher = connected(Mqtt::builder(cfg)).await;
+    // The route's subscription is made on connect; wait until the broker confirmed it.
+    sub_ready(&sub, &filter).await;
+    for qos in [QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce] {
+        let topic = format!("{t}/q{}", qos as u8);
+        let ack = publisher
+            .publish(topic.clone(), format!("hello {}", qos as u8))
+            .qos(qos)
+            .await
+            .unwrap_or_else(|e| panic!("publish at {qos:?}: {e}"));
+        assert_eq!(ack.qos, qos);
+        assert_eq!(ack.mid == 0, qos == QoS::AtMostOnce, "{ack:?}");
+        let m = next(&mut rx).await;
+        assert_eq!(m.topic(), topic);
+        assert_eq!(
+            m.payload_str(),
+            Some(format!("hello {}", qos as u8).as_str())
+        );
+        if spec_qos {
+            assert_eq!(m.qos(), qos.min(QoS::AtLeastOnce));
+        }
+    }
+    publisher.shutdown(WAIT).await;
+    sub.shutdown(WAIT).await;
+}
+
+/// Waits until the broker acknowledged a route subscription (a publish to it then arrives).
+async fn sub_ready(mqtt: &Mqtt, filter: &str) {
+    // `subscribe` on a filter a route holds resolves when the broker answered; it is idempotent.
+    mqtt.subscribe(filter, QoS::AtLeastOnce)
+        .await
+        .expect("subscribe");
+}
+
+#[tokio::test]
+async fn roundtrip_v311_embedded() {
+    init_tracing();
+    roundtrip(embedded_config(Protocol::V311), false).await;
+}
+
+#[tokio::test]
+async fn roundtrip_v5_embedded() {
+    init_tracing();
+    roundtrip(embedded_config(Protocol::V5), false).await;
+}
+
+#[tokio::test]
+async fn roundtrip_v311_mosquitto() {
+    let Some(m) = axum_mqtt_testkit::Mosquitto::start(Default::default()) else {
+        return;
+    };
+    roundtrip(mosquitto_config(m.port, Protocol::V311), true).await;
+}
+
+#[tokio::test]
+async fn roundtrip_v5_mosquitto() {
+    let Some(m) = axum_mqtt_testkit::Mosquitto::start(Default::default()) else {
+        return;
+    };
+    roundtrip(mosquitto_config(m.port, Protocol::V5), true).await;
+}
+
+#[tokio::test]
+async fn retained_message_reaches_later_subscriber() {
+    let t = unique("retained");
+    let publisher = connected(Mqtt::builder(embedded_config(Protocol::V311))).await;
+    publisher
+        .publish(format!("{t}/state"), "on")
+        .qos(QoS::AtLeastOnce)
+        .retain(true)
+        .await
+        .unwrap();
+    let (handler, mut rx) = collector();
+    let _sub = connected(
+        Mqtt::builder(embedded_config(Protocol::V311)).on_topic(&format!("{t}/+"), handler),
+    )
+    .await;
+    let m = next(&mut rx).await;
+    assert_eq!(m.payload_str(), Some("on"));
+    assert!(
+        m.retain(),
+        "retained flag must be set on delivery to a new subscriber"
+    );
+}
+
+#[tokio::test]
+async fn subscribe_unsubscribe_and_registry() {
+    let t = unique("subs");
+    let (handler, mut rx) = collector();
+    let mqtt = connected(Mqtt::builder(embedded_config(Protocol::V311)).on_message(handler)).await;
+    let granted = mqtt
+        .subscribe(&format!("{t}/a"), QoS::ExactlyOnce)
+        .await
+        .unwrap();
+    assert!(granted >= QoS::AtMostOnce);
+    mqtt.subscribe(&format!("{t}/b"), QoS::AtMostOnce)
+        .await
+        .unwrap();
+    let mut subs = mqtt.subscriptions();
+    subs.sort();
+    assert_eq!(
+        subs,
+        vec![
+            (format!("{t}/a"), QoS::ExactlyOnce),
+            (format!("{t}/b"), QoS::AtMostOnce)
+        ]
+    );
+    mqtt.publish(format!("{t}/a"), "1")
+        .qos(QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    assert_eq!(next(&mut rx).await.payload_str(), Some("1"));
+    mqtt.unsubscribe(&format!("{t}/a")).await.unwrap();
+    assert_eq!(mqtt.subscriptions().len(), 1);
+    mqtt.publish(format!("{t}/a"), "2")
+        .qos(QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    mqtt.publish(format!("{t}/b"), "3")
+        .qos(QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    assert_eq!(
+        next(&mut rx).await.payload_str(),
+        Some("3"),
+        "unsubscribed topic must not arrive"
+    );
+    mqtt.unsubscribe_all().await.unwrap();
+    assert!(mqtt.subscriptions().is_empty());
+    mqtt.publish(format!("{t}/b"), "4")
+        .qos(QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    nothing(&mut rx, std::time::Duration::from_millis(300)).await;
+}
+
+#[tokio::test]
+async fn invalid_topics_and_filters_are_errors() {
+    let mqtt = Mqtt::start(embedded_config(Protocol::V311)).await.unwrap();
+    for bad in ["", "a/+", "a/#", "a\0b"] {
+        let e = mqtt.publish(bad, "x").await.unwrap_err();
+        assert!(matches!(e, Error::InvalidTopic { .. }), "{bad:?}: {e}");
+    }
+    for bad in ["", "a/#/b", "a+", "$share/g"] {
+        let e = mqtt.subscribe(bad, QoS::AtMostOnce).await.unwrap_err();
+        assert!(matches!(e, Error::InvalidFilter { .. }), "{bad:?}: {e}");
+    }
+    let big = vec![0u8; 2 * 1024 * 1024];
+    let e = mqtt.publish("a", big).await.unwrap_err();
+    assert!(matches!(e, Error::PayloadTooLarge { .. }), "{e}");
+    let e = mqtt
+        .publish("a", "x")
+        .properties(Properties::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::PropertiesNeedV5), "{e}");
+}
+
+#[tokio::test]
+async fn v5_properties_round_trip() {
+    let t = unique("props");
+    let (handler, mut rx) = collector();
+    let filter = format!("{t}/#");
+    let mqtt =
+        connected(Mqtt::builder(embedded_config(Protocol::V5)).on_topic(&filter, handler)).await;
+    mqtt.subscribe(&filter, QoS::AtLeastOnce).await.unwrap();
+    let props = Properties {
+        content_type: Some("application/json".into()),
+        response_topic: Some(format!("{t}/reply")),
+        correlation_data: Some(bytes::Bytes::from_static(b"id-1")),
+        user_properties: vec![("k".into(), "v".into())],
+        ..Default::default()
+    };
+    mqtt.publish(format!("{t}/req"), "{}")
+        .qos(QoS::AtLeastOnce)
+        .properties(props.clone())
+        .await
+        .unwrap();
+    let m = next(&mut rx).await;
+    let got = m.properties().expect("v5 message has properties");
+    assert_eq!(got.content_type, props.content_type);
+    assert_eq!(got.response_topic, props.response_topic);
+    assert_eq!(got.correlation_data, props.correlation_data);
+    assert_eq!(got.user_properties, props.user_properties);
+}

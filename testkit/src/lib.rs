@@ -1,0 +1,319 @@
+//! Real brokers for axum-mqtt's tests and benchmarks.
+//!
+//! * [`embedded`]: one in-process rumqttd per test binary (rumqttd cannot be stopped), with MQTT 3.1.1,
+//!   MQTT 5 and WebSocket listeners on free loopback ports. Tests share it and use unique topics.
+//! * [`Mosquitto`]: a Mosquitto child process per test, with a generated config on free ports, that a
+//!   test can stop, kill, pause and restart on the same ports.
+//! * [`TestPki`]: a CA, a server certificate for `localhost`/`127.0.0.1` and a client certificate,
+//!   generated at test time with rcgen.
+//!
+//! Mosquitto tests skip when the binary is missing, unless `AXUM_MQTT_REQUIRE_MOSQUITTO=1`.
+#![deny(missing_docs)]
+
+use std::fmt::Write as _;
+use std::io::Read;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use axum_mqtt_broker::{BrokerConfig, EmbeddedBroker};
+
+/// A free loopback port (bound then released; another process could take it, which is unlikely).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("no free loopback port")
+}
+
+/// A topic prefix unique to this process and call, so tests sharing a broker never see each other.
+pub fn unique(name: &str) -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "t/{}-{}-{}",
+        name,
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// The embedded broker of this test binary, started on first use.
+pub fn embedded() -> &'static EmbeddedBroker {
+    static BROKER: OnceLock<EmbeddedBroker> = OnceLock::new();
+    BROKER.get_or_init(|| {
+        let a = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
+        let cfg = BrokerConfig::new(a(free_port()))
+            .with_v5(a(free_port()))
+            .with_ws(a(free_port()))
+            .with_max_payload_size(1 << 20);
+        EmbeddedBroker::start(cfg).expect("embedded broker did not start")
+    })
+}
+
+/// Where the `mosquitto` binary is, if installed.
+pub fn mosquitto_path() -> Option<PathBuf> {
+    [
+        "/usr/sbin/mosquitto",
+        "/usr/bin/mosquitto",
+        "/usr/local/sbin/mosquitto",
+    ]
+    .iter()
+    .map(PathBuf::from)
+    .find(|p| p.exists())
+}
+
+/// True when Mosquitto tests must not skip (CI sets `AXUM_MQTT_REQUIRE_MOSQUITTO=1`).
+pub fn mosquitto_required() -> bool {
+    std::env::var("AXUM_MQTT_REQUIRE_MOSQUITTO").is_ok_and(|v| v == "1")
+}
+
+/// What a [`Mosquitto`] child listens on.
+#[derive(Debug, Clone, Default)]
+pub struct MosquittoOptions {
+    /// Open a WebSocket listener too.
+    pub websockets: bool,
+    /// Open a TLS listener with these files, requiring client certificates when `require_cert`.
+    pub tls: Option<TlsFiles>,
+    /// Keep sessions and queued messages across restarts (persistence file).
+    pub persistence: bool,
+    /// Extra lines appended to the generated config.
+    pub extra: String,
+}
+
+/// Certificate files for a TLS listener.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// CA certificate (PEM).
+    pub ca: PathBuf,
+    /// Server certificate (PEM).
+    pub cert: PathBuf,
+    /// Server key (PEM).
+    pub key: PathBuf,
+    /// Require a client certificate signed by `ca`.
+    pub require_cert: bool,
+}
+
+/// A Mosquitto child process on free loopback ports, killed on drop.
+pub struct Mosquitto {
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+    /// Plain MQTT port (3.1.1 and 5).
+    pub port: u16,
+    /// WebSocket port, when enabled.
+    pub ws_port: Option<u16>,
+    /// TLS port, when enabled.
+    pub tls_port: Option<u16>,
+}
+
+impl Mosquitto {
+    /// Starts Mosquitto, or returns `None` (test skipped) when it is not installed and not required.
+    pub fn start(opts: MosquittoOptions) -> Option<Mosquitto> {
+        let Some(bin) = mosquitto_path() else {
+            assert!(
+                !mosquitto_required(),
+                "AXUM_MQTT_REQUIRE_MOSQUITTO=1 but mosquitto is not installed"
+            );
+            eprintln!("mosquitto not installed: skipping");
+            return None;
+        };
+        let dir = tempfile::tempdir().expect("tempdir");
+        // Mosquitto started as root drops to the `mosquitto` user, which must read and write here.
+        set_mode(dir.path(), 0o777);
+        let port = free_port();
+        let ws_port = opts.websockets.then(free_port);
+        let tls_port = opts.tls.as_ref().map(|_| free_port());
+        let mut conf = String::new();
+        let _ = writeln!(conf, "per_listener_settings false\nallow_anonymous true");
+        let _ = writeln!(
+            conf,
+            "log_dest stderr\nlog_type error\nlog_type warning\nlog_type notice"
+        );
+        let _ = writeln!(conf, "max_queued_messages 100000\nmax_inflight_messages 0");
+        if opts.persistence {
+            let _ = writeln!(
+                conf,
+                "persistence true\npersistence_location {}/\nautosave_interval 1",
+                dir.path().display()
+            );
+        }
+        let _ = writeln!(conf, "listener {port} 127.0.0.1");
+        if let Some(p) = ws_port {
+            let _ = writeln!(conf, "listener {p} 127.0.0.1\nprotocol websockets");
+        }
+        if let (Some(p), Some(t)) = (tls_port, &opts.tls) {
+            for f in [&t.ca, &t.cert, &t.key] {
+                set_mode(f, 0o644);
+            }
+            let _ = writeln!(
+                conf,
+                "listener {p} 127.0.0.1\ncafile {}\ncertfile {}\nkeyfile {}\nrequire_certificate {}",
+                t.ca.display(),
+                t.cert.display(),
+                t.key.display(),
+                t.require_cert
+            );
+        }
+        conf.push_str(&opts.extra);
+        conf.push('\n');
+        std::fs::write(dir.path().join("mosquitto.conf"), conf).expect("write mosquitto.conf");
+        let mut m = Mosquitto {
+            dir,
+            child: None,
+            port,
+            ws_port,
+            tls_port,
+        };
+        m.spawn(&bin);
+        Some(m)
+    }
+
+    fn spawn(&mut self, bin: &Path) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("mosquitto.log"))
+            .expect("open log");
+        let child = Command::new(bin)
+            .arg("-c")
+            .arg(self.dir.path().join("mosquitto.conf"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn mosquitto");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let ports = [Some(self.port), self.ws_port, self.tls_port];
+        for port in ports.into_iter().flatten() {
+            while TcpStream::connect(("127.0.0.1", port)).is_err() {
+                if let Some(Some(status)) = self.child.as_mut().map(|c| c.try_wait().ok().flatten())
+                {
+                    panic!("mosquitto exited with {status}: {}", self.log());
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "mosquitto did not listen on {port}: {}",
+                    self.log()
+                );
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    }
+
+    /// The broker URL for the plain listener, e.g. `mqtt://127.0.0.1:1234`.
+    pub fn url(&self) -> String {
+        format!("mqtt://127.0.0.1:{}", self.port)
+    }
+
+    /// What Mosquitto logged so far.
+    pub fn log(&self) -> String {
+        let mut s = String::new();
+        if let Ok(mut f) = std::fs::File::open(self.dir.path().join("mosquitto.log")) {
+            let _ = f.read_to_string(&mut s);
+        }
+        s
+    }
+
+    /// The process id of the running broker.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
+    /// Sends a signal (`TERM`, `KILL`, `STOP`, `CONT`) to the broker.
+    pub fn signal(&self, sig: &str) {
+        if let Some(pid) = self.pid() {
+            let _ = Command::new("kill")
+                .arg(format!("-{sig}"))
+                .arg(pid.to_string())
+                .status();
+        }
+    }
+
+    /// Stops the broker: SIGTERM (graceful, persistence saved) or SIGKILL, and waits for the exit.
+    pub fn stop(&mut self, graceful: bool) {
+        self.signal(if graceful { "TERM" } else { "KILL" });
+        if let Some(mut c) = self.child.take() {
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts the broker again on the same ports with the same config (and persistence file).
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "stop the broker before restarting it");
+        let bin = mosquitto_path().expect("mosquitto");
+        self.spawn(&bin);
+    }
+}
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn set_mode(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode));
+}
+
+/// A throwaway PKI: CA, server certificate (`localhost`, `127.0.0.1`) and a client certificate.
+pub struct TestPki {
+    dir: tempfile::TempDir,
+}
+
+impl TestPki {
+    /// Generates the CA and both certificates into a temporary folder.
+    pub fn generate() -> TestPki {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+        let dir = tempfile::tempdir().expect("tempdir");
+        set_mode(dir.path(), 0o755);
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, "axum-mqtt test CA");
+        let ca_key = KeyPair::generate().expect("ca key");
+        let ca = ca_params.self_signed(&ca_key).expect("ca cert");
+        let issue = |names: Vec<String>, cn: &str| {
+            let mut p = CertificateParams::new(names).expect("params");
+            p.distinguished_name.push(DnType::CommonName, cn);
+            let key = KeyPair::generate().expect("key");
+            let cert = p.signed_by(&key, &ca, &ca_key).expect("sign");
+            (cert.pem(), key.serialize_pem())
+        };
+        let (server, server_key) = issue(vec!["localhost".into(), "127.0.0.1".into()], "localhost");
+        let (client, client_key) = issue(vec!["client".into()], "client");
+        let write = |name: &str, text: &str| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, text).expect("write pem");
+            set_mode(&p, 0o644);
+        };
+        write("ca.pem", &ca.pem());
+        write("server.pem", &server);
+        write("server.key", &server_key);
+        write("client.pem", &client);
+        write("client.key", &client_key);
+        TestPki { dir }
+    }
+
+    /// Path of a generated file: `ca.pem`, `server.pem`, `server.key`, `client.pem`, `client.key`.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// The files for a Mosquitto TLS listener.
+    pub fn server_files(&self, require_cert: bool) -> TlsFiles {
+        TlsFiles {
+            ca: self.path("ca.pem"),
+            cert: self.path("server.pem"),
+            key: self.path("server.key"),
+            require_cert,
+        }
+    }
+}
