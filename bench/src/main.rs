@@ -1,0 +1,2 @@
+//! Benchmark harness (see bench/README.md).
+fn main() {}
