@@ -81,3 +81,158 @@ pub fn init_tracing() {
         .with_test_writer()
         .try_init();
 }
+
+/// Waits until the watched connection state satisfies `pred`, or fails the test after [`WAIT`].
+pub async fn wait_state(
+    rx: &mut tokio::sync::watch::Receiver<axum_mqtt::ConnectionState>,
+    what: &str,
+    pred: impl FnMut(&axum_mqtt::ConnectionState) -> bool,
+) -> axum_mqtt::ConnectionState {
+    let res = tokio::time::timeout(WAIT, rx.wait_for(pred))
+        .await
+        .map(|r| r.map(|s| s.clone()));
+    match res {
+        Ok(Ok(s)) => s,
+        Ok(Err(_)) => panic!("client gone while waiting for {what}"),
+        Err(_) => panic!("timed out waiting for {what}; state: {:?}", *rx.borrow()),
+    }
+}
+
+/// Waits until Mosquitto's log contains `needle` (the log is a file; it is read every 20 ms).
+pub async fn wait_log(m: &axum_mqtt_testkit::Mosquitto, needle: &str) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !m.log().contains(needle) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "mosquitto never logged {needle:?}; log:\n{}",
+            m.log()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A client id unique to this process and call, made of characters every broker accepts.
+pub fn unique_id(name: &str) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{name}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A channel and a callback (for `on_connect`, `on_subscribe`, …) that forwards every event into it.
+pub fn event_collector<E: Send + 'static>() -> (
+    impl Fn(Mqtt, E) -> std::future::Ready<()> + Send + Sync + 'static,
+    mpsc::UnboundedReceiver<E>,
+) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    (
+        move |_m: Mqtt, e: E| {
+            let _ = tx.send(e);
+            std::future::ready(())
+        },
+        rx,
+    )
+}
+
+/// A TCP proxy between a client and a broker that a test can break like a network would:
+/// [`cut`](Proxy::cut) closes every live connection at once (the broker sees the socket close
+/// without DISCONNECT), [`refuse`](Proxy::refuse) closes new connections on accept, and
+/// [`stall`](Proxy::stall) stops forwarding bytes while keeping the sockets open (a half-open link).
+pub struct Proxy {
+    /// Loopback port clients connect to.
+    pub port: u16,
+    refusing: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    cut: tokio::sync::watch::Sender<u64>,
+    stalled: tokio::sync::watch::Sender<bool>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl Proxy {
+    /// Starts a proxy to `127.0.0.1:target` on a free loopback port.
+    pub async fn start(target: u16) -> Proxy {
+        use std::sync::atomic::Ordering;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind proxy");
+        let port = listener.local_addr().expect("proxy addr").port();
+        let refusing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (cut, _) = tokio::sync::watch::channel(0u64);
+        let (stalled, _) = tokio::sync::watch::channel(false);
+        let (r, c, s) = (refusing.clone(), cut.clone(), stalled.clone());
+        let accept = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                if r.load(Ordering::SeqCst) {
+                    drop(client);
+                    continue;
+                }
+                let Ok(broker) = tokio::net::TcpStream::connect(("127.0.0.1", target)).await else {
+                    continue;
+                };
+                let mut cut_rx = c.subscribe();
+                let (s1, s2) = (s.subscribe(), s.subscribe());
+                tokio::spawn(async move {
+                    let (cr, cw) = client.into_split();
+                    let (br, bw) = broker.into_split();
+                    tokio::select! {
+                        _ = pump(cr, bw, s1) => {}
+                        _ = pump(br, cw, s2) => {}
+                        _ = cut_rx.changed() => {}
+                    }
+                });
+            }
+        });
+        Proxy {
+            port,
+            refusing,
+            cut,
+            stalled,
+            accept,
+        }
+    }
+
+    /// Closes every live connection now (no DISCONNECT reaches the broker).
+    pub fn cut(&self) {
+        self.cut.send_modify(|n| *n += 1);
+    }
+
+    /// While `on`, new connections are closed as soon as they are accepted.
+    pub fn refuse(&self, on: bool) {
+        self.refusing.store(on, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// While `on`, no byte is forwarded in either direction; the sockets stay open.
+    pub fn stall(&self, on: bool) {
+        self.stalled.send_replace(on);
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.accept.abort();
+        self.cut();
+    }
+}
+
+async fn pump(
+    mut r: tokio::net::tcp::OwnedReadHalf,
+    mut w: tokio::net::tcp::OwnedWriteHalf,
+    mut stalled: tokio::sync::watch::Receiver<bool>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = match r.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        if stalled.wait_for(|s| !*s).await.is_err() {
+            return;
+        }
+        if w.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
+}
