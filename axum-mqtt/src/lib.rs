@@ -8,6 +8,7 @@ mod error;
 pub mod extract;
 mod message;
 pub mod router;
+pub mod rpc;
 pub mod topic;
 pub mod web;
 

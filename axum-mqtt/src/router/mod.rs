@@ -31,6 +31,7 @@
 //! several app instances split the messages, while matching still uses the real topic.
 
 mod handler;
+mod trace;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -40,6 +41,7 @@ use tower::util::BoxCloneSyncService;
 use tower::{BoxError, Layer, Service, ServiceExt};
 
 pub use handler::{Handler, HandlerFuture, IntoHandlerResult};
+pub use trace::{Trace, TraceLayer};
 
 use crate::extract::Rejection;
 use crate::message::{Message, QoS};
