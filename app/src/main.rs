@@ -1,29 +1,293 @@
-//! The axum-mqtt app (work in progress): an embedded broker and a client that prints what it receives.
+//! The axum-mqtt app: an embedded MQTT broker, an MQTT client, an HTTP API and a live page.
+//!
+//! `cargo run --release` and open the printed URL. `--help` lists every option.
 
-use axum_mqtt::extract::{Text, Topic};
-use axum_mqtt::{Mqtt, MqttConfig};
-use axum_mqtt_broker::{BrokerConfig, EmbeddedBroker};
+mod allow;
+mod api;
+mod assets;
+mod cli;
+mod messages;
+mod metrics;
+mod openapi;
+mod state;
+mod ws;
 
-#[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum_mqtt::web::{self, PublishEndpoint};
+use axum_mqtt::{Message, Mqtt, Transport};
+use axum_mqtt_broker::{BrokerError, EmbeddedBroker};
+use clap::Parser;
+use tokio::sync::watch;
+
+use crate::allow::AllowList;
+use crate::cli::{url_authority, Cli, Settings};
+use crate::messages::MessageLog;
+use crate::metrics::Metrics;
+use crate::state::{AppState, Endpoints, Limits, Listener};
+
+/// Bytes of topics and payloads kept for `GET /api/messages`.
+const HISTORY_BYTES: usize = 16 * 1024 * 1024;
+
+fn main() -> ExitCode {
+    // rumqttd logs every closed connection as an error; RUST_LOG=info,rumqttd=info shows them.
     tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,rumqttd=off".into()),
         )
         .init();
-    let broker = EmbeddedBroker::start(BrokerConfig::new("127.0.0.1:1883".parse()?))?;
-    let config = MqttConfig::new("127.0.0.1", broker.v4_addr().port());
-    let mqtt = Mqtt::builder(config)
-        .on_topic("/flask/mqtt", |Topic(t): Topic, Text(p): Text| async move {
-            println!("Received message on topic: {t} with payload: {p}");
+    let settings = match Cli::parse().into_settings() {
+        Ok(s) => s,
+        Err(e) => e.exit(),
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(settings)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn broker_error(e: BrokerError) -> String {
+    match e {
+        BrokerError::Bind { addr, what, source } => {
+            let flag = match what {
+                "MQTT 5" => "--broker-v5-listen / APP_BROKER_V5_ADDR",
+                "WebSocket" => "--broker-ws-listen / APP_BROKER_WS_ADDR",
+                _ => "--broker-listen / APP_BROKER_ADDR",
+            };
+            format!(
+                "the embedded MQTT broker cannot listen on {addr} ({what}): {source}. \
+                 Is another broker running there? Choose another address with {flag}, \
+                 or use that broker with --no-broker and MQTT_BROKER_URL"
+            )
+        }
+        other => other.to_string(),
+    }
+}
+
+fn broker_url(cfg: &axum_mqtt::MqttConfig) -> String {
+    let host = if cfg.broker_url.contains(':') {
+        format!("[{}]", cfg.broker_url)
+    } else {
+        cfg.broker_url.clone()
+    };
+    match (cfg.transport, cfg.tls.enabled) {
+        (Transport::Tcp, false) => format!("mqtt://{host}:{}", cfg.broker_port),
+        (Transport::Tcp, true) => format!("mqtts://{host}:{}", cfg.broker_port),
+        (Transport::Websockets, false) => format!("ws://{host}:{}{}", cfg.broker_port, cfg.ws_path),
+        (Transport::Websockets, true) => format!("wss://{host}:{}{}", cfg.broker_port, cfg.ws_path),
+    }
+}
+
+async fn run(s: Settings) -> Result<(), String> {
+    // The web port first: a second copy of the app fails here before touching any broker.
+    let listener = tokio::net::TcpListener::bind(s.http).await.map_err(|e| {
+        format!(
+            "cannot listen on {} for the web page and HTTP API: {e}. \
+             Is another copy running? Choose another address with --http / APP_HTTP_ADDR",
+            s.http
+        )
+    })?;
+    let http_addr = listener.local_addr().map_err(|e| e.to_string())?;
+
+    let broker = match s.broker.clone() {
+        Some(cfg) => Some(
+            tokio::task::spawn_blocking(move || EmbeddedBroker::start(cfg))
+                .await
+                .map_err(|e| format!("embedded broker failed to start: {e}"))?
+                .map_err(broker_error)?,
+        ),
+        None => None,
+    };
+
+    let log = Arc::new(MessageLog::new(s.history, HISTORY_BYTES));
+    let mut routes = axum_mqtt::Router::new();
+    for filter in &s.subscribe {
+        let log = log.clone();
+        routes = routes.route(filter, move |msg: Message| async move {
+            println!(
+                "Received message on topic: {} with payload: {}",
+                msg.topic(),
+                String::from_utf8_lossy(msg.payload())
+            );
+            log.push(&msg);
+        });
+    }
+    let mqtt = Mqtt::builder(s.mqtt.clone())
+        .router(routes)
+        .on_connect(|_mqtt, ack| async move {
+            if ack.is_success() {
+                println!("Connected successfully");
+            } else {
+                println!("Bad connection. Code: {}", ack.code);
+            }
         })
         .start()
-        .await?;
-    println!(
-        "MQTT broker on mqtt://{}; try: mosquitto_pub -p 1883 -t /flask/mqtt -m hello",
-        broker.v4_addr()
-    );
-    tokio::signal::ctrl_c().await?;
-    mqtt.shutdown(std::time::Duration::from_secs(3)).await;
-    Ok(())
+        .await
+        .map_err(|e| format!("cannot start the MQTT client: {e}"))?;
+
+    let allow_publish = AllowList::new(s.allow_publish.clone());
+    let mut publish = PublishEndpoint::new().max_payload(s.max_payload);
+    if !s.allow_publish.is_empty() {
+        publish = publish
+            .allow(&s.allow_publish)
+            .map_err(|e| format!("--allow-publish: {e}"))?;
+    }
+    let max_ws_message = s.max_payload * 2 + 64 * 1024;
+    let limits = Limits {
+        max_payload: s.max_payload,
+        max_ws_message,
+        ws_queue: s.ws_queue,
+        ws_queue_bytes: (8 * 1024 * 1024).max(2 * max_ws_message),
+        ws_max_subscriptions: ws::MAX_SUBSCRIPTIONS,
+        history: s.history,
+    };
+    let mut listeners = Vec::new();
+    if let Some(b) = &broker {
+        listeners.push(Listener {
+            protocol: "MQTT 3.1.1",
+            url: format!("mqtt://{}", url_authority(b.v4_addr())),
+        });
+        if let Some(a) = b.v5_addr() {
+            listeners.push(Listener {
+                protocol: "MQTT 5",
+                url: format!("mqtt://{}", url_authority(a)),
+            });
+        }
+        if let Some(a) = b.ws_addr() {
+            listeners.push(Listener {
+                protocol: "MQTT 3.1.1 over WebSocket",
+                url: format!("ws://{}/mqtt", url_authority(a)),
+            });
+        }
+    }
+    let endpoints = Endpoints {
+        broker: broker_url(&s.mqtt),
+        embedded_broker: listeners,
+    };
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let state = AppState {
+        mqtt: mqtt.clone(),
+        publish,
+        allow_publish,
+        allow_subscribe: AllowList::new(s.allow_subscribe.clone()),
+        token: s.token.as_deref().map(Arc::from),
+        log,
+        metrics: Arc::new(Metrics::default()),
+        limits,
+        endpoints: Arc::new(endpoints),
+        subscriptions: Arc::new(s.subscribe.clone()),
+        shutdown: stop_rx,
+    };
+    let stopping = state.stopping();
+    let app = api::router(state.clone());
+    let mut server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(stopping)
+            .await
+    });
+
+    print_banner(&s, &state, http_addr, &mqtt);
+
+    let failed = tokio::select! {
+        _ = web::shutdown_signal() => None,
+        r = &mut server => Some(match r {
+            Ok(Ok(())) => "the web server stopped".to_string(),
+            Ok(Err(e)) => format!("the web server failed: {e}"),
+            Err(e) => format!("the web server failed: {e}"),
+        }),
+    };
+    println!("Shutting down...");
+    // A second Ctrl-C does not wait.
+    tokio::spawn(async {
+        web::shutdown_signal().await;
+        eprintln!("error: interrupted again, exiting now");
+        std::process::exit(130);
+    });
+    let _ = stop_tx.send(true);
+    if failed.is_none() && tokio::time::timeout(Duration::from_secs(5), &mut server).await.is_err() {
+        tracing::warn!("web connections did not close within 5 s");
+        server.abort();
+    }
+    mqtt.shutdown(Duration::from_secs(3)).await;
+    match failed {
+        None => {
+            println!("Stopped.");
+            Ok(())
+        }
+        Some(e) => Err(e),
+    }
+}
+
+fn print_banner(s: &Settings, st: &AppState, http: std::net::SocketAddr, mqtt: &Mqtt) {
+    let web = format!("http://{}", url_authority(http));
+    let mut out = String::new();
+    out.push_str(&format!(
+        "axum-mqtt app {} is running\n",
+        env!("CARGO_PKG_VERSION")
+    ));
+    out.push_str(&format!("  Web page:     {web}/\n"));
+    out.push_str(&format!(
+        "  HTTP API:     POST {web}/publish  (OpenAPI: {web}/openapi.json, metrics: {web}/metrics)\n"
+    ));
+    if st.endpoints.embedded_broker.is_empty() {
+        out.push_str("  MQTT broker:  none embedded\n");
+    } else {
+        out.push_str(
+            "  Embedded MQTT broker (rumqttd serves one protocol version per port):\n",
+        );
+        for l in &st.endpoints.embedded_broker {
+            out.push_str(&format!("    {:<27} {}\n", l.protocol, l.url));
+        }
+    }
+    out.push_str(&format!(
+        "  MQTT client:  {} as {}\n",
+        st.endpoints.broker,
+        mqtt.state().client_id
+    ));
+    if s.subscribe.is_empty() {
+        out.push_str("  Subscribed:   nothing (--subscribe)\n");
+    } else {
+        out.push_str(&format!("  Subscribed:   {}\n", s.subscribe.join(", ")));
+    }
+    if st.token.is_some() {
+        out.push_str("  Token:        required (APP_TOKEN): the page asks for it\n");
+    }
+    let topic = s
+        .subscribe
+        .iter()
+        .find(|f| axum_mqtt::topic::validate_topic(f).is_ok())
+        .map(String::as_str)
+        .unwrap_or("test/topic");
+    let auth = if st.token.is_some() {
+        " -H \"Authorization: Bearer $APP_TOKEN\""
+    } else {
+        ""
+    };
+    if let Some(first) = st.endpoints.embedded_broker.first() {
+        let port = first.url.rsplit(':').next().unwrap_or("1883");
+        out.push_str(&format!(
+            "  Try:          mosquitto_pub -h 127.0.0.1 -p {port} -t '{topic}' -m hello\n"
+        ));
+    }
+    out.push_str(&format!(
+        "                curl -X POST {web}/publish -H 'Content-Type: application/json'{auth} -d '{{\"topic\":\"{topic}\",\"msg\":\"hello\"}}'\n"
+    ));
+    out.push_str("Press Ctrl-C to stop.");
+    println!("{out}");
 }

@@ -1,0 +1,294 @@
+//! Command line and environment: every option has a flag and an `APP_*` variable; the MQTT client
+//! reads the library's `MQTT_*` keys.
+
+use std::net::SocketAddr;
+
+use axum_mqtt::topic::validate_filter;
+use axum_mqtt::{MqttConfig, Protocol, Transport};
+use clap::error::ErrorKind;
+use clap::{CommandFactory, Parser};
+
+const AFTER_HELP: &str = "\
+MQTT client settings come from the axum-mqtt library's MQTT_* environment variables
+(MQTT_CLIENT_ID, MQTT_BROKER_URL, MQTT_BROKER_PORT, MQTT_USERNAME, MQTT_PASSWORD, MQTT_KEEPALIVE,
+MQTT_PROTOCOL, MQTT_TLS_*, MQTT_RECONNECT_MIN_MS, MQTT_RECONNECT_MAX_MS, ...). When MQTT_BROKER_URL
+is set, no embedded broker starts and the app connects there.
+
+The embedded broker (rumqttd) serves one protocol version per port: MQTT 3.1.1 on --broker-listen,
+MQTT 5 on --broker-v5-listen, MQTT 3.1.1 over WebSocket on --broker-ws-listen. Give `off` to close
+the MQTT 5 or WebSocket listener.
+
+Examples:
+  axum-mqtt-app
+  axum-mqtt-app --http 127.0.0.1:8080 --subscribe 'sensors/#,alerts/+'
+  MQTT_BROKER_URL=mqtt://broker.local:1883 APP_TOKEN=secret axum-mqtt-app";
+
+/// A live MQTT web client: an embedded MQTT broker, an HTTP API and a live page.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "axum-mqtt-app", version, about, after_help = AFTER_HELP)]
+pub struct Cli {
+    /// Address of the web page and HTTP API.
+    #[arg(
+        long = "http",
+        env = "APP_HTTP_ADDR",
+        value_name = "ADDR",
+        default_value = "127.0.0.1:5000"
+    )]
+    pub http: SocketAddr,
+
+    /// Embedded broker: MQTT 3.1.1 listener.
+    #[arg(
+        long = "broker-listen",
+        env = "APP_BROKER_ADDR",
+        value_name = "ADDR",
+        default_value = "127.0.0.1:1883",
+        value_parser = parse_listen
+    )]
+    pub broker_listen: SocketAddr,
+
+    /// Embedded broker: MQTT 5 listener (`off` to disable).
+    #[arg(
+        long = "broker-v5-listen",
+        env = "APP_BROKER_V5_ADDR",
+        value_name = "ADDR",
+        default_value = "127.0.0.1:1884",
+        value_parser = parse_optional_listen
+    )]
+    pub broker_v5_listen: OptionalAddr,
+
+    /// Embedded broker: MQTT-over-WebSocket listener (`off` to disable).
+    #[arg(
+        long = "broker-ws-listen",
+        env = "APP_BROKER_WS_ADDR",
+        value_name = "ADDR",
+        default_value = "127.0.0.1:8083",
+        value_parser = parse_optional_listen
+    )]
+    pub broker_ws_listen: OptionalAddr,
+
+    /// Do not start the embedded broker (connect to MQTT_BROKER_URL instead).
+    #[arg(
+        long = "no-broker",
+        env = "APP_NO_BROKER",
+        value_parser = clap::builder::BoolishValueParser::new(),
+        action = clap::ArgAction::SetTrue
+    )]
+    pub no_broker: bool,
+
+    /// Topic filters the app subscribes to and logs (comma-separated; '' for none).
+    #[arg(
+        long,
+        env = "APP_SUBSCRIBE",
+        value_name = "FILTER",
+        value_delimiter = ',',
+        num_args = 1..,
+        default_value = "/flask/mqtt",
+        value_parser = parse_filter
+    )]
+    pub subscribe: Vec<String>,
+
+    /// Bearer token required by the HTTP API and the WebSocket (none: open).
+    #[arg(long, env = "APP_TOKEN", value_name = "TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+
+    /// Topic filters browsers and POST /publish may publish to (comma-separated; default: all).
+    #[arg(
+        long = "allow-publish",
+        env = "APP_ALLOW_PUBLISH",
+        value_name = "FILTER",
+        value_delimiter = ',',
+        num_args = 1..,
+        value_parser = parse_filter
+    )]
+    pub allow_publish: Vec<String>,
+
+    /// Topic filters browsers and /events may subscribe within (comma-separated; default: all).
+    #[arg(
+        long = "allow-subscribe",
+        env = "APP_ALLOW_SUBSCRIBE",
+        value_name = "FILTER",
+        value_delimiter = ',',
+        num_args = 1..,
+        value_parser = parse_filter
+    )]
+    pub allow_subscribe: Vec<String>,
+
+    /// Messages kept for GET /api/messages.
+    #[arg(long, env = "APP_HISTORY", value_name = "N", default_value_t = 1000,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub history: u32,
+
+    /// Largest payload accepted from POST /publish and the page, in bytes.
+    #[arg(long = "max-payload", env = "APP_MAX_PAYLOAD", value_name = "BYTES", default_value_t = 262_144,
+          value_parser = clap::value_parser!(u32).range(1..=16_777_216))]
+    pub max_payload: u32,
+
+    /// Messages queued per browser tab before it skips messages.
+    #[arg(long = "ws-queue", env = "APP_WS_QUEUE", value_name = "N", default_value_t = 256,
+          value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    pub ws_queue: u32,
+}
+
+/// A listen address that can be switched off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OptionalAddr(pub Option<SocketAddr>);
+
+fn parse_listen(s: &str) -> Result<SocketAddr, String> {
+    let addr: SocketAddr = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("expected IP:PORT like 127.0.0.1:1883, got {s:?}"))?;
+    if addr.port() == 0 {
+        return Err("the embedded broker needs a fixed port (not 0)".into());
+    }
+    Ok(addr)
+}
+
+fn parse_optional_listen(s: &str) -> Result<OptionalAddr, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "off" | "none" | "no" | "false" => Ok(OptionalAddr(None)),
+        _ => parse_listen(s).map(|a| OptionalAddr(Some(a))),
+    }
+}
+
+fn parse_filter(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Ok(String::new());
+    }
+    validate_filter(s).map_err(|e| e.to_string())?;
+    Ok(s.to_string())
+}
+
+/// Where the client connects and what the embedded broker opens.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub http: SocketAddr,
+    /// `None` with `--no-broker` or `MQTT_BROKER_URL`.
+    pub broker: Option<axum_mqtt_broker::BrokerConfig>,
+    pub mqtt: MqttConfig,
+    pub subscribe: Vec<String>,
+    pub token: Option<String>,
+    pub allow_publish: Vec<String>,
+    pub allow_subscribe: Vec<String>,
+    pub history: usize,
+    pub max_payload: usize,
+    pub ws_queue: usize,
+}
+
+impl Cli {
+    /// Checks what clap cannot check alone and reads `MQTT_*`; errors exit with code 2 like clap's.
+    pub fn into_settings(self) -> Result<Settings, clap::Error> {
+        let bad = |msg: String| Cli::command().error(ErrorKind::ValueValidation, msg);
+        let mut mqtt =
+            MqttConfig::from_env().map_err(|e| bad(format!("invalid MQTT setting {e}")))?;
+        let url_set = std::env::var_os("MQTT_BROKER_URL").is_some_and(|v| !v.is_empty());
+        let max_payload = self.max_payload as usize;
+        let broker = if self.no_broker || url_set {
+            None
+        } else {
+            let mut b = axum_mqtt_broker::BrokerConfig::new(self.broker_listen)
+                .with_max_payload_size((max_payload + 64 * 1024).max(1 << 20));
+            b.v5 = self.broker_v5_listen.0;
+            b.ws = self.broker_ws_listen.0;
+            let mut seen = vec![b.v4];
+            for a in [b.v5, b.ws].into_iter().flatten() {
+                if seen.contains(&a) {
+                    return Err(bad(format!(
+                        "the embedded broker's listeners need different ports: {a} is given twice"
+                    )));
+                }
+                seen.push(a);
+            }
+            if seen.contains(&self.http) {
+                return Err(bad(format!(
+                    "--http {} is also a broker listener address",
+                    self.http
+                )));
+            }
+            if mqtt.tls.enabled {
+                return Err(bad(
+                    "MQTT_TLS_ENABLED=true needs MQTT_BROKER_URL: the embedded broker has no TLS"
+                        .into(),
+                ));
+            }
+            if std::env::var_os("MQTT_BROKER_PORT").is_some() {
+                tracing::warn!("MQTT_BROKER_PORT is ignored without MQTT_BROKER_URL: the client connects to the embedded broker");
+            }
+            // The client talks to the listener of its protocol and transport.
+            let target = match (mqtt.protocol, mqtt.transport) {
+                (_, Transport::Websockets) => b.ws.ok_or_else(|| {
+                    bad("MQTT_TRANSPORT=websockets needs the embedded broker's WebSocket listener (--broker-ws-listen)".into())
+                })?,
+                (Protocol::V5, Transport::Tcp) => b.v5.ok_or_else(|| {
+                    bad("MQTT_PROTOCOL=5 needs the embedded broker's MQTT 5 listener (--broker-v5-listen)".into())
+                })?,
+                (Protocol::V311, Transport::Tcp) => b.v4,
+            };
+            mqtt.broker_url = connect_host(target);
+            mqtt.broker_port = target.port();
+            Some(b)
+        };
+        let nonempty = |v: Vec<String>| v.into_iter().filter(|s| !s.is_empty()).collect();
+        Ok(Settings {
+            http: self.http,
+            broker,
+            mqtt,
+            subscribe: nonempty(self.subscribe),
+            token: self.token.filter(|t| !t.is_empty()),
+            allow_publish: nonempty(self.allow_publish),
+            allow_subscribe: nonempty(self.allow_subscribe),
+            history: self.history as usize,
+            max_payload,
+            ws_queue: self.ws_queue as usize,
+        })
+    }
+}
+
+/// The host a local client uses to reach a listen address (`0.0.0.0` means "this machine").
+pub fn connect_host(addr: SocketAddr) -> String {
+    match addr.ip() {
+        ip if ip.is_unspecified() && ip.is_ipv4() => "127.0.0.1".into(),
+        ip if ip.is_unspecified() => "::1".into(),
+        ip => ip.to_string(),
+    }
+}
+
+/// `host:port` for URLs (IPv6 in brackets, unspecified addresses as loopback).
+pub fn url_authority(addr: SocketAddr) -> String {
+    let host = connect_host(addr);
+    if host.contains(':') {
+        format!("[{host}]:{}", addr.port())
+    } else {
+        format!("{host}:{}", addr.port())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_defaults_and_lists() {
+        let cli = Cli::try_parse_from(["app", "--subscribe", "a/#,b/+", "--broker-v5-listen", "off"])
+            .unwrap();
+        assert_eq!(cli.subscribe, vec!["a/#", "b/+"]);
+        assert_eq!(cli.broker_v5_listen, OptionalAddr(None));
+        assert_eq!(cli.http.to_string(), "127.0.0.1:5000");
+    }
+
+    #[test]
+    fn rejects_bad_filters_and_ports() {
+        let e = Cli::try_parse_from(["app", "--subscribe", "a/#/b"]).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.to_string().contains("--subscribe"), "{e}");
+        let e = Cli::try_parse_from(["app", "--broker-listen", "127.0.0.1:0"]).unwrap_err();
+        assert!(e.to_string().contains("fixed port"), "{e}");
+    }
+
+    #[test]
+    fn authority_brackets_ipv6() {
+        assert_eq!(url_authority("0.0.0.0:5000".parse().unwrap()), "127.0.0.1:5000");
+        assert_eq!(url_authority("[::1]:80".parse().unwrap()), "[::1]:80");
+    }
+}

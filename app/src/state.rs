@@ -1,0 +1,79 @@
+//! What every request handler shares.
+
+use std::sync::Arc;
+
+use axum::extract::FromRef;
+use axum_mqtt::web::PublishEndpoint;
+use axum_mqtt::Mqtt;
+use serde::Serialize;
+use tokio::sync::watch;
+
+use crate::allow::AllowList;
+use crate::messages::MessageLog;
+use crate::metrics::Metrics;
+
+/// Limits of the WebSocket and the streams.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Limits {
+    /// Largest payload of a publish, in bytes.
+    pub max_payload: usize,
+    /// Largest WebSocket message accepted from a browser, in bytes.
+    pub max_ws_message: usize,
+    /// Frames queued per browser before messages are skipped.
+    pub ws_queue: usize,
+    /// Bytes queued per browser before messages are skipped.
+    pub ws_queue_bytes: usize,
+    /// Subscriptions per browser tab.
+    pub ws_max_subscriptions: usize,
+    /// Messages kept for `GET /api/messages`.
+    pub history: usize,
+}
+
+/// Where things are, for `GET /api/info` and the page.
+#[derive(Debug, Clone, Serialize)]
+pub struct Endpoints {
+    /// The MQTT broker the app's client talks to.
+    pub broker: String,
+    /// The embedded broker's listeners (empty when none runs).
+    pub embedded_broker: Vec<Listener>,
+}
+
+/// One listener of the embedded broker.
+#[derive(Debug, Clone, Serialize)]
+pub struct Listener {
+    pub protocol: &'static str,
+    pub url: String,
+}
+
+/// The application state (cheap to clone).
+#[derive(Clone)]
+pub struct AppState {
+    pub mqtt: Mqtt,
+    pub publish: PublishEndpoint,
+    pub allow_publish: AllowList,
+    pub allow_subscribe: AllowList,
+    pub token: Option<Arc<str>>,
+    pub log: Arc<MessageLog>,
+    pub metrics: Arc<Metrics>,
+    pub limits: Limits,
+    pub endpoints: Arc<Endpoints>,
+    pub subscriptions: Arc<Vec<String>>,
+    /// Turns true when the app shuts down: WebSockets and SSE streams end.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+impl FromRef<AppState> for Mqtt {
+    fn from_ref(s: &AppState) -> Mqtt {
+        s.mqtt.clone()
+    }
+}
+
+impl AppState {
+    /// Resolves when the app shuts down.
+    pub fn stopping(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut rx = self.shutdown.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    }
+}
