@@ -9,7 +9,7 @@
 //! | `BROKER_URL` | `localhost` | host name, or a whole URL `mqtt://user:pass@host:1883`, `mqtts://`, `ws://host:port/path`, `wss://` |
 //! | `BROKER_PORT` | 1883 (8883 for `mqtts`) | TCP port |
 //! | `USERNAME`, `PASSWORD` | none | credentials |
-//! | `KEEPALIVE` | 60 | seconds between pings (0 disables) |
+//! | `KEEPALIVE` | 60 | seconds between pings, at most 65535 (0 disables on 3.1.1; MQTT 5 needs at least 5) |
 //! | `CLEAN_SESSION` | true | start a fresh session; false keeps subscriptions and queued messages at the broker (needs a fixed `CLIENT_ID`) |
 //! | `TLS_ENABLED` | false | connect with TLS (rustls) |
 //! | `TLS_CA_CERTS` | system roots | CA bundle (PEM) to verify the broker |
@@ -526,6 +526,19 @@ impl MqttConfig {
                 "a persistent session needs a fixed CLIENT_ID (a random one would start a new session every time)",
             ));
         }
+        if self.keepalive > u64::from(u16::MAX) {
+            let v = self.keepalive.to_string();
+            return Err(self.error("KEEPALIVE", &v, "at most 65535 seconds (MQTT limit)"));
+        }
+        if self.protocol == Protocol::V5 && self.keepalive < 5 {
+            // rumqttc's MQTT 5 client panics below 5 s (and cannot disable pings).
+            let v = self.keepalive.to_string();
+            return Err(self.error(
+                "KEEPALIVE",
+                &v,
+                "MQTT 5 needs at least 5 seconds (0 and shorter intervals work with PROTOCOL=3.1.1)",
+            ));
+        }
         if self.client_id.len() > 65_535 {
             return Err(self.error("CLIENT_ID", &self.client_id, "longer than 65535 bytes"));
         }
@@ -743,6 +756,7 @@ mod tests {
             ("MQTT_MAX_INFLIGHT", "70000", "1-65535"),
             ("MQTT_SHARED_GROUP", "a/b", "group"),
             ("MQTT_HANDLER_CONCURRENCY", "0", "1-1024"),
+            ("MQTT_KEEPALIVE", "65536", "65535"),
         ];
         for (key, value, needle) in cases {
             let mut pairs = vec![(*key, *value)];
@@ -760,6 +774,14 @@ mod tests {
         assert_eq!(e.key, "MQTT_LAST_WILL_TOPIC");
         let e = load(&[("MQTT_TLS_CERTFILE", "/c.pem")]).unwrap_err();
         assert_eq!(e.key, "MQTT_TLS_CERTFILE");
+        // rumqttc's MQTT 5 client panics on a keepalive below 5 s: a config error instead.
+        for ka in ["0", "1", "4"] {
+            let e = load(&[("MQTT_PROTOCOL", "5"), ("MQTT_KEEPALIVE", ka)]).unwrap_err();
+            assert_eq!((e.key.as_str(), e.value.as_str()), ("MQTT_KEEPALIVE", ka));
+            assert!(e.reason.contains("MQTT 5"), "{e}");
+            assert!(load(&[("MQTT_KEEPALIVE", ka)]).is_ok(), "3.1.1 allows {ka}");
+        }
+        assert!(load(&[("MQTT_PROTOCOL", "5"), ("MQTT_KEEPALIVE", "5")]).is_ok());
     }
 
     #[test]
