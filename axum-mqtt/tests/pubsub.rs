@@ -198,3 +198,23 @@ async fn v5_properties_round_trip() {
     assert_eq!(got.correlation_data, props.correlation_data);
     assert_eq!(got.user_properties, props.user_properties);
 }
+
+#[tokio::test]
+async fn one_client_id_per_broker_in_a_process() {
+    let mut cfg = embedded_config(Protocol::V311);
+    cfg.client_id = unique("dup").replace('/', "-");
+    let first = connected(Mqtt::builder(cfg.clone())).await;
+    let e = Mqtt::start(cfg.clone()).await.unwrap_err();
+    match e {
+        Error::Config(c) => {
+            assert_eq!(c.key, "MQTT_CLIENT_ID");
+            assert!(c.reason.contains("already used"), "{c}");
+        }
+        other => panic!("{other}"),
+    }
+    // Free again once the first client is shut down (or dropped).
+    first.shutdown(WAIT).await;
+    let second = connected(Mqtt::builder(cfg.clone())).await;
+    drop(second);
+    let _third = Mqtt::start(cfg).await.expect("released on drop");
+}

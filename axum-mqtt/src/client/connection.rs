@@ -14,7 +14,7 @@
 //! * Between attempts it waits with capped exponential backoff and jitter.
 
 use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
@@ -43,6 +43,9 @@ pub(crate) async fn run(
         ever_connected: false,
         disconnect_sent: false,
         attempts: 0,
+        connected_at: None,
+        short_lived: 0,
+        taken_over: false,
     };
     conn.run().await;
 }
@@ -64,7 +67,16 @@ struct Connection {
     ever_connected: bool,
     disconnect_sent: bool,
     attempts: u32,
+    connected_at: Option<Instant>,
+    /// Connections in a row that dropped within [`SHORT_LIVED`] of their CONNACK.
+    short_lived: u32,
+    /// The broker said another connection took our client id over (MQTT 5).
+    taken_over: bool,
 }
+
+/// A connection that drops sooner than this does not reset the backoff, so two instances fighting
+/// over one client id (Flask-MQTT #64) slow down instead of taking each other over in a tight loop.
+const SHORT_LIVED: Duration = Duration::from_secs(5);
 
 impl Connection {
     async fn run(&mut self) {
@@ -199,7 +211,10 @@ impl Connection {
                 }
             }
             NetEvent::OutDisconnect => return Flow::Exit,
-            NetEvent::Disconnect { reason } => tracing::warn!(%reason, "broker disconnected us"),
+            NetEvent::Disconnect { reason, taken_over } => {
+                self.taken_over |= taken_over;
+                tracing::warn!(%reason, "broker disconnected us");
+            }
             NetEvent::Other => {}
         }
         Flow::Continue
@@ -246,7 +261,7 @@ impl Connection {
         let first = !self.ever_connected;
         self.connected = true;
         self.ever_connected = true;
-        self.attempts = 0;
+        self.connected_at = Some(Instant::now());
         self.disconnect_sent = false;
         let fresh = !session_present;
         let stranded = std::mem::take(&mut self.stranded);
@@ -382,15 +397,32 @@ impl Connection {
         }
         self.stranded.extend(self.link.take_pending());
         let was_connected = std::mem::replace(&mut self.connected, false);
+        if was_connected {
+            let lived = self.connected_at.map_or(Duration::ZERO, |t| t.elapsed());
+            if lived < SHORT_LIVED {
+                self.short_lived += 1;
+            } else {
+                self.short_lived = 0;
+                self.attempts = 0;
+            }
+        }
         self.attempts = self.attempts.saturating_add(1);
         let attempts = self.attempts;
-        let msg = match e.refused {
+        let mut msg = match e.refused {
             Some(code) => format!(
                 "connection refused by the broker (code {code}): {}",
                 e.message
             ),
             None => e.message.clone(),
         };
+        if std::mem::take(&mut self.taken_over) || self.short_lived >= 3 {
+            let id = self.shared.state.borrow().client_id.clone();
+            msg = format!(
+                "{msg}; the broker keeps dropping us right after connecting: another client is probably \
+                 using the same client id {id:?} (each instance needs its own MQTT_CLIENT_ID)"
+            );
+            tracing::error!(client_id = %id, "client id taken over by another connection");
+        }
         if was_connected {
             tracing::warn!(error = %msg, "connection to MQTT broker lost");
             self.dispatcher.event(Event::Disconnect(Disconnected {

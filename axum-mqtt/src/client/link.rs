@@ -51,8 +51,10 @@ pub(crate) enum NetEvent {
     },
     OutDisconnect,
     /// The broker sent DISCONNECT (MQTT 5), with its reason.
+    /// `taken_over`: another connection with our client id replaced us (MQTT 5 reason 0x8E).
     Disconnect {
         reason: String,
+        taken_over: bool,
     },
     Other,
 }
@@ -486,6 +488,7 @@ fn v4_event(e: rumqttc::Event) -> NetEvent {
             Packet::UnsubAck(a) => NetEvent::UnsubAck { pkid: a.pkid },
             Packet::Disconnect => NetEvent::Disconnect {
                 reason: "broker sent DISCONNECT".into(),
+                taken_over: false,
             },
             _ => NetEvent::Other,
         },
@@ -554,6 +557,7 @@ fn v5_event(e: r5::Event) -> NetEvent {
             P::UnsubAck(a) => NetEvent::UnsubAck { pkid: a.pkid },
             P::Disconnect(d) => NetEvent::Disconnect {
                 reason: format!("broker sent DISCONNECT: {:?}", d.reason_code),
+                taken_over: d.reason_code == p5::DisconnectReasonCode::SessionTakenOver,
             },
             _ => NetEvent::Other,
         },

@@ -92,6 +92,47 @@ impl Counters {
     }
 }
 
+/// Client ids in use by running clients of this process, per broker: two clients with one id would
+/// take each other's connection over in a loop (Flask-MQTT #64), so the second one is refused.
+static CLIENT_IDS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// Released when the last handle is dropped or the connection task ends, whichever comes first.
+pub(crate) struct ClientIdClaim(String, std::sync::atomic::AtomicBool);
+
+impl ClientIdClaim {
+    fn take(config: &MqttConfig, client_id: &str) -> Result<Self, Error> {
+        let key = format!("{}:{}/{client_id}", config.broker_url, config.broker_port);
+        let mut ids = Shared::lock(&CLIENT_IDS);
+        if ids.contains(&key) {
+            return Err(config
+                .error(
+                    "CLIENT_ID",
+                    client_id,
+                    "already used by another running client of this process for this broker; \
+                     two clients with one id take each other's connection over",
+                )
+                .into());
+        }
+        ids.push(key.clone());
+        Ok(ClientIdClaim(
+            key,
+            std::sync::atomic::AtomicBool::new(false),
+        ))
+    }
+
+    fn release(&self) {
+        if !self.1.swap(true, Ordering::SeqCst) {
+            Shared::lock(&CLIENT_IDS).retain(|k| *k != self.0);
+        }
+    }
+}
+
+impl Drop for ClientIdClaim {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
 /// Why the connection task should stop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Stop {
@@ -138,6 +179,7 @@ impl Shared {
 
 pub(crate) struct Inner {
     shared: Arc<Shared>,
+    claim: Arc<ClientIdClaim>,
 }
 
 impl Drop for Inner {
@@ -145,6 +187,7 @@ impl Drop for Inner {
         // Last handle gone: leave cleanly (DISCONNECT, so the will is not published) and end the task.
         self.shared.stop.send_replace(Stop::Dropped);
         let _ = self.shared.sender.try_disconnect();
+        self.claim.release();
     }
 }
 
@@ -667,6 +710,7 @@ impl MqttBuilder {
         }
         let tls = tls::client_config(&config)?;
         let client_id = config.effective_client_id();
+        let claim = Arc::new(ClientIdClaim::take(&config, &client_id)?);
         let group = router
             .shared_group()
             .map(str::to_string)
@@ -707,10 +751,14 @@ impl MqttBuilder {
         });
         let inner = Arc::new(Inner {
             shared: shared.clone(),
+            claim: claim.clone(),
         });
         let weak = Arc::downgrade(&inner);
         let dispatcher = dispatch::spawn(shared.clone(), weak.clone(), table, callbacks);
-        tokio::spawn(connection::run(shared, weak, link, dispatcher));
+        tokio::spawn(async move {
+            connection::run(shared, weak, link, dispatcher).await;
+            claim.release();
+        });
         tracing::info!(client_id = %client_id, "MQTT client started");
         Ok(Mqtt { inner })
     }
