@@ -20,6 +20,10 @@
 //! | `TRANSPORT` | `tcp` | `tcp` or `websockets` |
 //! | `WS_PATH` | `/mqtt` | WebSocket path |
 //! | `PROTOCOL` | `3.1.1` | `3.1.1` (also `4`, `MQTTv311`) or `5` (`MQTTv5`) |
+//! | `PROTOCOL_VERSION` | | Flask-MQTT's name: paho's `4` (3.1.1) or `5` |
+//! | `CONNECTION_TIMEOUT` | 10 | seconds to wait for TCP/TLS/CONNACK before retrying |
+//! | `TLS_CERT_REQS` | `CERT_REQUIRED` | Flask-MQTT's `ssl.CERT_*`: `CERT_NONE` (0) is `TLS_INSECURE` |
+//! | `TLS_CIPHERS`, `REFRESH_TIME` | | accepted for compatibility and ignored (rustls picks the cipher suites) |
 //! | `SHARED_GROUP` | none | subscribe routes as `$share/<group>/<filter>` so app instances split the load |
 //! | `MAX_INFLIGHT` | 100 | unacknowledged QoS 1/2 publishes on the wire |
 //! | `MAX_PENDING` | 1000 | publish/subscribe requests waiting for the broker before `publish` waits (backpressure) |
@@ -206,6 +210,8 @@ pub struct MqttConfig {
     pub handler_concurrency: usize,
     /// Messages queued per handler lane.
     pub handler_queue: usize,
+    /// Seconds to wait for a connection (TCP, TLS, CONNACK) before retrying.
+    pub connect_timeout: u64,
     #[serde(skip)]
     prefix: Option<String>,
 }
@@ -233,6 +239,7 @@ impl Default for MqttConfig {
             reconnect_max_ms: 30_000,
             handler_concurrency: 8,
             handler_queue: 256,
+            connect_timeout: 10,
             prefix: None,
         }
     }
@@ -268,8 +275,13 @@ const KEYS: &[&str] = &[
     "RECONNECT_MAX_MS",
     "HANDLER_CONCURRENCY",
     "HANDLER_QUEUE",
+    "CONNECTION_TIMEOUT",
+    // Flask-MQTT's names: PROTOCOL_VERSION (paho's 4 / 5) and TLS_CERT_REQS (ssl.CERT_*).
+    "PROTOCOL_VERSION",
+    "TLS_CERT_REQS",
     // Flask-MQTT keys that have no meaning here but are accepted so its configs load unchanged.
     "REFRESH_TIME",
+    "TLS_CIPHERS",
 ];
 
 impl MqttConfig {
@@ -404,6 +416,42 @@ impl MqttConfig {
         }
         if let Some(v) = text("WS_PATH") {
             cfg.ws_path = v;
+        }
+        if let Some(v) = text("PROTOCOL_VERSION") {
+            cfg.protocol = match v.trim() {
+                "4" | "MQTTv311" => Protocol::V311,
+                "5" | "MQTTv5" => Protocol::V5,
+                "3" | "MQTTv31" => {
+                    return Err(err(
+                        "PROTOCOL_VERSION",
+                        &v,
+                        "MQTT 3.1 is not supported; use 4 (3.1.1) or 5",
+                    ))
+                }
+                _ => return Err(err("PROTOCOL_VERSION", &v, "expected 4 (MQTT 3.1.1) or 5")),
+            };
+        }
+        if let Some(v) = text("TLS_CERT_REQS") {
+            // ssl.CERT_NONE (0) turns verification off, like TLS_INSECURE; CERT_OPTIONAL/REQUIRED verify.
+            match v.trim().to_ascii_uppercase().trim_start_matches("SSL.") {
+                "0" | "CERT_NONE" => cfg.tls.insecure = true,
+                "1" | "2" | "CERT_OPTIONAL" | "CERT_REQUIRED" => {}
+                _ => {
+                    return Err(err(
+                        "TLS_CERT_REQS",
+                        &v,
+                        "expected CERT_NONE, CERT_OPTIONAL or CERT_REQUIRED (0, 1, 2)",
+                    ))
+                }
+            }
+        }
+        if get("TLS_CIPHERS").is_some_and(|v| !v.is_empty()) {
+            tracing::warn!(
+                "TLS_CIPHERS is ignored: rustls only offers its safe default cipher suites"
+            );
+        }
+        if let Some(v) = num("CONNECTION_TIMEOUT")? {
+            cfg.connect_timeout = v;
         }
         if let Some(v) = text("PROTOCOL") {
             cfg.protocol = v.parse().map_err(|r: String| err("PROTOCOL", &v, &r))?;
@@ -554,6 +602,9 @@ impl MqttConfig {
         }
         if self.handler_queue == 0 {
             return Err(self.error("HANDLER_QUEUE", "0", "must be at least 1"));
+        }
+        if self.connect_timeout == 0 {
+            return Err(self.error("CONNECTION_TIMEOUT", "0", "must be at least 1 second"));
         }
         if self.max_packet_size < 64 {
             let v = self.max_packet_size.to_string();
@@ -782,6 +833,41 @@ mod tests {
             assert!(load(&[("MQTT_KEEPALIVE", ka)]).is_ok(), "3.1.1 allows {ka}");
         }
         assert!(load(&[("MQTT_PROTOCOL", "5"), ("MQTT_KEEPALIVE", "5")]).is_ok());
+    }
+
+    #[test]
+    fn flask_mqtt_names() {
+        let c = load(&[
+            ("MQTT_PROTOCOL_VERSION", "5"),
+            ("MQTT_TLS_CERT_REQS", "ssl.CERT_NONE"),
+            ("MQTT_CONNECTION_TIMEOUT", "3"),
+        ])
+        .unwrap();
+        assert_eq!(c.protocol, Protocol::V5);
+        assert!(c.tls.insecure);
+        assert_eq!(c.connect_timeout, 3);
+        assert_eq!(
+            load(&[("MQTT_PROTOCOL_VERSION", "4")]).unwrap().protocol,
+            Protocol::V311
+        );
+        let e = load(&[("MQTT_PROTOCOL_VERSION", "3")]).unwrap_err();
+        assert_eq!(e.key, "MQTT_PROTOCOL_VERSION");
+        assert!(e.reason.contains("3.1 is not supported"));
+        let e = load(&[("MQTT_TLS_CERT_REQS", "sometimes")]).unwrap_err();
+        assert_eq!(e.key, "MQTT_TLS_CERT_REQS");
+        assert!(
+            !load(&[
+                ("MQTT_TLS_CERT_REQS", "CERT_REQUIRED"),
+                ("MQTT_TLS_CIPHERS", "HIGH")
+            ])
+            .unwrap()
+            .tls
+            .insecure
+        );
+        assert_eq!(
+            load(&[("MQTT_CONNECTION_TIMEOUT", "0")]).unwrap_err().key,
+            "MQTT_CONNECTION_TIMEOUT"
+        );
     }
 
     #[test]

@@ -285,7 +285,7 @@ impl Link {
                 }
                 let (client, mut eventloop) = rumqttc::AsyncClient::new(o, capacity);
                 let mut net = eventloop.network_options();
-                net.set_connection_timeout(10);
+                net.set_connection_timeout(cfg.connect_timeout);
                 eventloop.set_network_options(net);
                 Ok((Sender::V4(client), Link::V4(Box::new(eventloop))))
             }
@@ -300,7 +300,7 @@ impl Link {
                     ))
                     .set_pending_throttle(Duration::ZERO)
                     .set_manual_acks(manual_acks)
-                    .set_connection_timeout(10);
+                    .set_connection_timeout(cfg.connect_timeout);
                 if !cfg.clean_session {
                     // MQTT 5 ends a session when the connection closes unless an expiry is set.
                     o.set_session_expiry_interval(Some(u32::MAX));
