@@ -65,10 +65,25 @@ mod tests {
     #[test]
     fn filters_within_filters() {
         let a = list(&["sensors/#", "lights/+/state"]);
-        for ok in ["sensors/#", "sensors", "sensors/a/+", "lights/+/state", "lights/kitchen/state", "$share/g/sensors/x"] {
+        for ok in [
+            "sensors/#",
+            "sensors",
+            "sensors/a/+",
+            "lights/+/state",
+            "lights/kitchen/state",
+            "$share/g/sensors/x",
+        ] {
             assert!(a.allows_filter(ok), "{ok}");
         }
-        for no in ["#", "+/a", "lights/#", "lights/+/+", "lights/a/state/x", "other", "sensorsX/a"] {
+        for no in [
+            "#",
+            "+/a",
+            "lights/#",
+            "lights/+/+",
+            "lights/a/state/x",
+            "other",
+            "sensorsX/a",
+        ] {
             assert!(!a.allows_filter(no), "{no}");
         }
         assert!(!list(&["#"]).allows_filter("$SYS/#"));

@@ -308,14 +308,23 @@ mod tests {
     #[test]
     fn tokens_and_origins() {
         let mut h = HeaderMap::new();
-        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer abc"));
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer abc"),
+        );
         assert_eq!(bearer(&h).as_deref(), Some("abc"));
         assert_eq!(query_token(Some("a=1&token=x%20y")).as_deref(), Some("x y"));
         assert!(constant_time_eq(b"abc", b"abc"));
         assert!(!constant_time_eq(b"abc", b"abd"));
         let host = HeaderValue::from_static("127.0.0.1:5000");
-        assert!(same_origin(&HeaderValue::from_static("http://127.0.0.1:5000"), Some(&host)));
-        assert!(!same_origin(&HeaderValue::from_static("http://evil.example"), Some(&host)));
+        assert!(same_origin(
+            &HeaderValue::from_static("http://127.0.0.1:5000"),
+            Some(&host)
+        ));
+        assert!(!same_origin(
+            &HeaderValue::from_static("http://evil.example"),
+            Some(&host)
+        ));
         assert!(!same_origin(&HeaderValue::from_static("null"), Some(&host)));
     }
 }

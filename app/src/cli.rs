@@ -270,8 +270,9 @@ mod tests {
 
     #[test]
     fn parses_defaults_and_lists() {
-        let cli = Cli::try_parse_from(["app", "--subscribe", "a/#,b/+", "--broker-v5-listen", "off"])
-            .unwrap();
+        let cli =
+            Cli::try_parse_from(["app", "--subscribe", "a/#,b/+", "--broker-v5-listen", "off"])
+                .unwrap();
         assert_eq!(cli.subscribe, vec!["a/#", "b/+"]);
         assert_eq!(cli.broker_v5_listen, OptionalAddr(None));
         assert_eq!(cli.http.to_string(), "127.0.0.1:5000");
@@ -288,7 +289,10 @@ mod tests {
 
     #[test]
     fn authority_brackets_ipv6() {
-        assert_eq!(url_authority("0.0.0.0:5000".parse().unwrap()), "127.0.0.1:5000");
+        assert_eq!(
+            url_authority("0.0.0.0:5000".parse().unwrap()),
+            "127.0.0.1:5000"
+        );
         assert_eq!(url_authority("[::1]:80".parse().unwrap()), "[::1]:80");
     }
 }

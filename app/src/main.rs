@@ -220,7 +220,11 @@ async fn run(s: Settings) -> Result<(), String> {
         std::process::exit(130);
     });
     let _ = stop_tx.send(true);
-    if failed.is_none() && tokio::time::timeout(Duration::from_secs(5), &mut server).await.is_err() {
+    if failed.is_none()
+        && tokio::time::timeout(Duration::from_secs(5), &mut server)
+            .await
+            .is_err()
+    {
         tracing::warn!("web connections did not close within 5 s");
         server.abort();
     }
@@ -248,9 +252,7 @@ fn print_banner(s: &Settings, st: &AppState, http: std::net::SocketAddr, mqtt: &
     if st.endpoints.embedded_broker.is_empty() {
         out.push_str("  MQTT broker:  none embedded\n");
     } else {
-        out.push_str(
-            "  Embedded MQTT broker (rumqttd serves one protocol version per port):\n",
-        );
+        out.push_str("  Embedded MQTT broker (rumqttd serves one protocol version per port):\n");
         for l in &st.endpoints.embedded_broker {
             out.push_str(&format!("    {:<27} {}\n", l.protocol, l.url));
         }

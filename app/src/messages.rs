@@ -87,7 +87,13 @@ impl MessageLog {
 
     /// Up to `limit` messages, newest first.
     pub fn recent(&self, limit: usize) -> Vec<Stored> {
-        self.lock().items.iter().rev().take(limit).cloned().collect()
+        self.lock()
+            .items
+            .iter()
+            .rev()
+            .take(limit)
+            .cloned()
+            .collect()
     }
 
     /// Messages held now.
@@ -117,7 +123,10 @@ mod tests {
             log.push(&Message::new("t", format!("{i}")));
         }
         let r = log.recent(10);
-        let payloads: Vec<_> = r.iter().map(|s| s.message.payload.clone().unwrap()).collect();
+        let payloads: Vec<_> = r
+            .iter()
+            .map(|s| s.message.payload.clone().unwrap())
+            .collect();
         assert_eq!(payloads, vec!["4", "3", "2"]);
         assert_eq!(r[0].id, 5);
         assert_eq!(log.recent(1).len(), 1);

@@ -17,7 +17,15 @@ mod tests {
     fn is_json_with_every_route() {
         let v: serde_json::Value = serde_json::from_str(super::DOCUMENT).unwrap();
         assert!(v["openapi"].as_str().unwrap().starts_with("3."));
-        for p in ["/publish", "/api/messages", "/api/info", "/events", "/healthz", "/metrics", "/openapi.json"] {
+        for p in [
+            "/publish",
+            "/api/messages",
+            "/api/info",
+            "/events",
+            "/healthz",
+            "/metrics",
+            "/openapi.json",
+        ] {
             assert!(v["paths"].get(p).is_some(), "{p} is not documented");
         }
     }

@@ -303,7 +303,12 @@ impl Conn {
                     _ => "publish_failed",
                 };
                 let message = v["error"].as_str().unwrap_or("publish failed").to_string();
-                error_frame(&st, &id, Some("publish"), &ApiError::new(status, kind, message))
+                error_frame(
+                    &st,
+                    &id,
+                    Some("publish"),
+                    &ApiError::new(status, kind, message),
+                )
             }
         })
     }
@@ -430,7 +435,11 @@ async fn serve(socket: WebSocket, st: AppState) {
     }
     drop(conn); // ends the forwarders and releases the streams
     drop(ctl_tx); // lets the writer close the socket
-    if !writer_done && tokio::time::timeout(Duration::from_secs(2), &mut writer).await.is_err() {
+    if !writer_done
+        && tokio::time::timeout(Duration::from_secs(2), &mut writer)
+            .await
+            .is_err()
+    {
         writer.abort();
     }
 }
@@ -451,7 +460,11 @@ fn read_error(e: &axum::Error, max: usize) -> (&'static str, u16, String) {
             format!("a text frame was not valid UTF-8 ({text})"),
         )
     } else {
-        ("bad_frame", 1002, format!("unreadable WebSocket frame: {text}"))
+        (
+            "bad_frame",
+            1002,
+            format!("unreadable WebSocket frame: {text}"),
+        )
     }
 }
 
@@ -491,7 +504,11 @@ async fn write(
         let total = dropped.load(Ordering::Relaxed);
         if total > reported && last_report.elapsed() >= Duration::from_millis(200) {
             let f = json!({"type": "dropped", "count": total - reported, "total": total});
-            if sink.send(WsMessage::Text(f.to_string().into())).await.is_err() {
+            if sink
+                .send(WsMessage::Text(f.to_string().into()))
+                .await
+                .is_err()
+            {
                 return;
             }
             reported = total;
