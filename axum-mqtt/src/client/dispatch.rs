@@ -102,11 +102,19 @@ async fn lane(
     shared: Arc<Shared>,
     client: Weak<Inner>,
 ) {
+    let (index, catch_all) = (table.index.clone(), table.catch_all.clone());
+    let mut matching = Vec::new();
     while let Some(msg) = rx.recv().await {
         let mqtt = client.upgrade().map(Mqtt::from_inner);
         let mut matched = false;
         let mut ack_ok = true;
-        for r in table.routes.iter_mut() {
+        matching.clear();
+        matching.extend_from_slice(&catch_all);
+        index.matching(msg.topic(), &mut matching);
+        for &i in &matching {
+            let Some(r) = table.routes.get_mut(i) else {
+                continue;
+            };
             let params = match &r.pattern {
                 None => Vec::new(),
                 Some(p) => match p.matches(msg.topic()) {

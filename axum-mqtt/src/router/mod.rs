@@ -501,22 +501,36 @@ pub(crate) struct RouteTable {
     pub routes: Vec<TableRoute>,
     pub fallback: Option<Route>,
     pub on_rejection: Option<RejectionHandler>,
+    /// Routes by filter; catch-all routes are listed apart in `catch_all`.
+    pub index: Arc<crate::topic::FilterIndex>,
+    pub catch_all: Arc<Vec<usize>>,
 }
 
 impl Router<()> {
     pub(crate) fn into_table(self) -> RouteTable {
+        let routes: Vec<TableRoute> = self
+            .routes
+            .into_iter()
+            .map(|d| TableRoute {
+                pattern: d.pattern,
+                route: (d.make)(()),
+                ack_after: d.opts.ack_after,
+            })
+            .collect();
+        let mut index = crate::topic::FilterIndex::new();
+        let mut catch_all = Vec::new();
+        for (i, r) in routes.iter().enumerate() {
+            match &r.pattern {
+                Some(p) => index.insert(p.filter(), i),
+                None => catch_all.push(i),
+            }
+        }
         RouteTable {
-            routes: self
-                .routes
-                .into_iter()
-                .map(|d| TableRoute {
-                    pattern: d.pattern,
-                    route: (d.make)(()),
-                    ack_after: d.opts.ack_after,
-                })
-                .collect(),
+            routes,
             fallback: self.fallback.map(|m| m(())),
             on_rejection: self.on_rejection,
+            index: Arc::new(index),
+            catch_all: Arc::new(catch_all),
         }
     }
 }

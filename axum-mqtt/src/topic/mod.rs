@@ -24,6 +24,10 @@ use std::sync::Arc;
 
 use crate::Error;
 
+mod index;
+
+pub use index::FilterIndex;
+
 const MAX_LEN: usize = 65_535;
 
 /// Checks a topic name for publishing: not empty, no `+` or `#`, no NUL, at most 65535 bytes.
