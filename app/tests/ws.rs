@@ -403,10 +403,8 @@ async fn sigterm_closes_websockets_and_streams_and_exits_cleanly() {
     }
     assert_eq!(code, Some(1001));
     // The SSE stream ended.
-    let end = tokio::time::timeout(WAIT, async {
-        while let Ok(Some(_)) = sse.chunk().await {}
-    })
-    .await;
+    let end =
+        tokio::time::timeout(WAIT, async { while let Ok(Some(_)) = sse.chunk().await {} }).await;
     assert!(end.is_ok());
     let out = app.stdout();
     assert!(out.iter().any(|l| l == "Stopped."), "{out:?}");
