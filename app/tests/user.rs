@@ -176,7 +176,8 @@ fn help_lists_every_option_with_its_environment_variable() {
 
 #[test]
 fn bad_options_and_keys_exit_2_with_a_message_naming_them() {
-    let cases: Vec<(Vec<&str>, Vec<(&str, &str)>, &str)> = vec![
+    type Case<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>, &'a str);
+    let cases: Vec<Case> = vec![
         (vec!["--bogus"], vec![], "--bogus"),
         (vec!["--http", "nonsense"], vec![], "--http"),
         (vec![], vec![("APP_HTTP_ADDR", "localhost")], "--http"),
