@@ -1,0 +1,816 @@
+//! The `run` subcommand: starts the brokers, runs every scenario `--runs` times (interleaved, so
+//! drift on a shared machine hits every contender alike), and writes the markdown report.
+
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use serde::Serialize;
+
+use crate::broker::Broker;
+use crate::http;
+use crate::kid::Kid;
+use crate::procinfo::{self, now_ns};
+use crate::publisher;
+use crate::python::{self, Flask};
+use crate::receiver::Done;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct RunArgs {
+    /// Smoke run: 1 run, 20k messages, 1 s HTTP points, 2 s latency.
+    #[arg(long)]
+    pub quick: bool,
+    /// Repetitions of each measurement (median, min, max are reported).
+    #[arg(long)]
+    pub runs: Option<usize>,
+    /// Messages per inbound flood.
+    #[arg(long)]
+    pub count: Option<u64>,
+    /// Seconds per HTTP load point.
+    #[arg(long)]
+    pub http_secs: Option<f64>,
+    /// Seconds of the 1k msg/s latency run.
+    #[arg(long)]
+    pub latency_secs: Option<f64>,
+    /// Sections to run (comma separated): inbound,http,latency,python.
+    #[arg(long, default_value = "inbound,http,latency,python")]
+    pub only: String,
+    /// Where logs, raw JSON and the virtualenv go.
+    #[arg(long, default_value = "bench/out")]
+    pub out: PathBuf,
+    /// The markdown file to write the tables into (between its bench markers).
+    #[arg(long, default_value = "bench/RESULTS.md")]
+    pub results: PathBuf,
+    /// bench/python (the Flask-MQTT app).
+    #[arg(long, default_value = "bench/python")]
+    pub python_dir: PathBuf,
+}
+
+const SMALL: usize = 32;
+const LARGE: usize = 4096;
+/// In-flight window of the flood publisher (QoS 1 PUBACKs awaited at once).
+const PUB_INFLIGHT: u16 = 1000;
+const CONCURRENCY: [usize; 3] = [1, 16, 64];
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Inbound {
+    pub receiver: String,
+    pub qos: u8,
+    pub size: usize,
+    pub sent: u64,
+    pub received: u64,
+    pub rate: f64,
+    pub cpu_s: f64,
+    pub hwm_kib: u64,
+    pub broker_dropped: Option<u64>,
+    pub pub_secs: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HttpPoint {
+    pub server: String,
+    /// None: the no-op ceiling.
+    pub qos: Option<u8>,
+    pub c: usize,
+    pub rps: f64,
+    pub p50_us: u32,
+    pub p99_us: u32,
+    pub ok: u64,
+    pub failed: u64,
+    pub delivered: Option<u64>,
+    pub server_cpu_s: f64,
+    pub server_hwm_kib: u64,
+    /// CPU of Mosquitto, the counting subscriber and this load client over the point.
+    pub broker_cpu_s: f64,
+    pub sub_cpu_s: f64,
+    pub client_cpu_s: f64,
+    pub first_error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Latency {
+    pub receiver: String,
+    pub qos: u8,
+    pub sent: u64,
+    pub received: u64,
+    pub p50_us: u32,
+    pub p99_us: u32,
+    pub max_us: u32,
+}
+
+#[derive(Default, Serialize)]
+pub struct Results {
+    pub inbound: Vec<Inbound>,
+    pub http: Vec<HttpPoint>,
+    pub latency: Vec<Latency>,
+    pub notes: Vec<String>,
+    pub sections_secs: Vec<(String, f64)>,
+}
+
+struct Ctx {
+    out: PathBuf,
+    log: PathBuf,
+    count: u64,
+    runs: usize,
+    http_secs: f64,
+    lat_secs: f64,
+    seq: AtomicU64,
+}
+
+impl Ctx {
+    fn topic(&self, prefix: &str) -> String {
+        format!(
+            "{prefix}/{}-{}",
+            std::process::id(),
+            self.seq.fetch_add(1, Ordering::Relaxed)
+        )
+    }
+}
+
+fn say(msg: impl AsRef<str>) {
+    eprintln!("[bench] {}", msg.as_ref());
+}
+
+pub async fn run(args: RunArgs) -> Result<(), String> {
+    let quick = args.quick;
+    let ctx = Ctx {
+        out: args.out.clone(),
+        log: args.out.join("children.log"),
+        count: args.count.unwrap_or(if quick { 20_000 } else { 100_000 }),
+        runs: args.runs.unwrap_or(if quick { 1 } else { 3 }).max(1),
+        http_secs: args.http_secs.unwrap_or(if quick { 1.0 } else { 4.0 }),
+        lat_secs: args.latency_secs.unwrap_or(if quick { 2.0 } else { 10.0 }),
+        seq: AtomicU64::new(0),
+    };
+    std::fs::create_dir_all(&ctx.out).map_err(|e| format!("{}: {e}", ctx.out.display()))?;
+    let _ = std::fs::remove_file(&ctx.log);
+    let sections: Vec<&str> = args.only.split(',').map(str::trim).collect();
+    let (cores, model, load_before) = procinfo::machine();
+    let started = Instant::now();
+    say(format!(
+        "{cores} cores ({model}), load {load_before}; {} run(s), {} messages per flood",
+        ctx.runs, ctx.count
+    ));
+
+    // QoS 0 and HTTP/latency: Mosquitto's defaults, so a receiver that falls behind loses QoS 0
+    // messages at the broker (counted in $SYS) instead of having them buffered without bound.
+    let defaults = Broker::start(
+        &ctx.out,
+        "mosquitto-defaults",
+        "max_inflight_messages 20\nmax_queued_messages 1000",
+    )
+    .await?;
+    // QoS 1: the same, with room to queue a whole flood, so any QoS 1 loss is the client's.
+    let deep = Broker::start(
+        &ctx.out,
+        "mosquitto-deep-queue",
+        "max_inflight_messages 20\nmax_queued_messages 1000000",
+    )
+    .await?;
+    let broker_for = |q: u8| if q == 0 { &defaults } else { &deep };
+
+    let mut res = Results::default();
+    let combos = [(0u8, SMALL), (0, LARGE), (1, SMALL), (1, LARGE)];
+
+    if sections.contains(&"inbound") {
+        let t = Instant::now();
+        for rep in 0..ctx.runs {
+            for &(q, size) in &combos {
+                for kind in ["axum", "rumqttc", "mosquitto_sub"] {
+                    say(format!("inbound run {}: {kind} QoS {q} {size} B", rep + 1));
+                    let b = broker_for(q);
+                    let r = if kind == "mosquitto_sub" {
+                        inbound_mosquitto_sub(&ctx, b, q, size).await
+                    } else {
+                        inbound_kid(&ctx, kind, b, q, size).await
+                    };
+                    match r {
+                        Ok(s) => res.inbound.push(s),
+                        Err(e) => res
+                            .notes
+                            .push(format!("inbound {kind} QoS {q} {size} B failed: {e}")),
+                    }
+                }
+            }
+        }
+        res.sections_secs
+            .push(("inbound".into(), t.elapsed().as_secs_f64()));
+    }
+
+    if sections.contains(&"http") {
+        let t = Instant::now();
+        let mut noop = Kid::spawn(
+            "serve-noop",
+            &strings(&["serve-http", "--mode", "noop"]),
+            &ctx.log,
+        )?;
+        let mut pubsrv = Kid::spawn(
+            "serve-publish",
+            &strings(&[
+                "serve-http",
+                "--mode",
+                "publish",
+                "--mqtt-port",
+                &deep.port.to_string(),
+            ]),
+            &ctx.log,
+        )?;
+        let noop_port = port_of(&noop.event("ready", Duration::from_secs(15)).await?);
+        let pub_port = port_of(&pubsrv.event("ready", Duration::from_secs(15)).await?);
+        for rep in 0..ctx.runs {
+            for c in CONCURRENCY {
+                say(format!("http run {}: c={c}", rep + 1));
+                match http_point(
+                    &ctx,
+                    "axum no-op (ceiling)",
+                    noop_port,
+                    noop.pid,
+                    None,
+                    c,
+                    &deep,
+                    false,
+                )
+                .await
+                {
+                    Ok(p) => res.http.push(p),
+                    Err(e) => res.notes.push(format!("http noop c={c}: {e}")),
+                }
+                for q in [0u8, 1] {
+                    match http_point(
+                        &ctx,
+                        "axum-mqtt PublishEndpoint",
+                        pub_port,
+                        pubsrv.pid,
+                        Some(q),
+                        c,
+                        &deep,
+                        true,
+                    )
+                    .await
+                    {
+                        Ok(p) => res.http.push(p),
+                        Err(e) => res.notes.push(format!("http publish QoS {q} c={c}: {e}")),
+                    }
+                }
+            }
+        }
+        noop.finish().await;
+        pubsrv.finish().await;
+        res.sections_secs
+            .push(("http".into(), t.elapsed().as_secs_f64()));
+    }
+
+    if sections.contains(&"latency") {
+        let t = Instant::now();
+        for rep in 0..ctx.runs {
+            say(format!("latency run {}", rep + 1));
+            match latency_ours(&ctx, &deep).await {
+                Ok(v) => res.latency.extend(v),
+                Err(e) => res.notes.push(format!("latency: {e}")),
+            }
+        }
+        res.sections_secs
+            .push(("latency".into(), t.elapsed().as_secs_f64()));
+    }
+
+    let mut py_versions = None;
+    if sections.contains(&"python") {
+        let t = Instant::now();
+        match python_section(&ctx, &args.python_dir, &defaults, &deep, &mut res).await {
+            Ok(v) => py_versions = Some(v),
+            Err(e) => res.notes.push(format!("Flask-MQTT section failed: {e}")),
+        }
+        res.sections_secs
+            .push(("python".into(), t.elapsed().as_secs_f64()));
+    }
+
+    for b in [&defaults, &deep] {
+        let n = b.dropping_notices();
+        if n > 0 {
+            res.notes.push(format!(
+                "{}: Mosquitto logged \"Outgoing messages are being dropped\" {n} time(s) (see {}).",
+                b.name,
+                b.log.display()
+            ));
+        }
+    }
+
+    let total = started.elapsed().as_secs_f64();
+    let raw = ctx.out.join("results.json");
+    let _ = std::fs::write(&raw, serde_json::to_string_pretty(&res).unwrap_or_default());
+    let meta = Meta {
+        cores,
+        model,
+        load_before,
+        load_after: procinfo::machine().2,
+        runs: ctx.runs,
+        count: ctx.count,
+        http_secs: ctx.http_secs,
+        lat_secs: ctx.lat_secs,
+        quick,
+        total_secs: total,
+        brokers: vec![
+            (defaults.name.clone(), defaults.settings.clone()),
+            (deep.name.clone(), deep.settings.clone()),
+        ],
+        mosquitto: mosquitto_version(),
+        python: py_versions,
+        git: git_describe(),
+    };
+    let md = crate::report::markdown(&meta, &res);
+    let tables = ctx.out.join("RESULTS-latest.md");
+    let _ = std::fs::write(&tables, &md);
+    crate::report::write_into(&args.results, &md)?;
+    say(format!(
+        "done in {total:.0} s; tables in {} and {}",
+        args.results.display(),
+        tables.display()
+    ));
+    for n in &res.notes {
+        say(format!("note: {n}"));
+    }
+    Ok(())
+}
+
+pub struct Meta {
+    pub cores: usize,
+    pub model: String,
+    pub load_before: String,
+    pub load_after: String,
+    pub runs: usize,
+    pub count: u64,
+    pub http_secs: f64,
+    pub lat_secs: f64,
+    pub quick: bool,
+    pub total_secs: f64,
+    pub brokers: Vec<(String, String)>,
+    pub mosquitto: String,
+    pub python: Option<String>,
+    pub git: String,
+}
+
+fn mosquitto_version() -> String {
+    let bin = crate::broker::mosquitto_bin().unwrap_or_default();
+    let out = Command::new(bin).arg("-h").output();
+    out.ok()
+        .and_then(|o| {
+            let s = String::from_utf8_lossy(&o.stdout).to_string();
+            s.lines()
+                .find(|l| l.contains("version"))
+                .map(|l| l.trim().to_string())
+        })
+        .unwrap_or_else(|| "mosquitto".into())
+}
+
+fn git_describe() -> String {
+    Command::new("git")
+        .args(["describe", "--always", "--dirty"])
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+fn strings(a: &[&str]) -> Vec<String> {
+    a.iter().map(|s| s.to_string()).collect()
+}
+
+fn port_of(v: &serde_json::Value) -> u16 {
+    v["port"].as_u64().unwrap_or(0) as u16
+}
+
+fn done_of(v: &serde_json::Value) -> Result<Done, String> {
+    serde_json::from_value(v["report"].clone()).map_err(|e| e.to_string())
+}
+
+/// Dropped-counter delta over a run, read only when something was lost (it costs a $SYS tick).
+async fn dropped_since(b: &Broker, before: Option<u64>, lost: bool) -> Option<u64> {
+    if !lost {
+        return Some(0);
+    }
+    let after = b.dropped_now().await?;
+    Some(after.saturating_sub(before.unwrap_or(0)))
+}
+
+async fn inbound_kid(
+    ctx: &Ctx,
+    kind: &str,
+    b: &Broker,
+    q: u8,
+    size: usize,
+) -> Result<Inbound, String> {
+    let topic = ctx.topic("flood");
+    let args = vec![
+        "recv".into(),
+        "--kind".into(),
+        kind.into(),
+        "--port".into(),
+        b.port.to_string(),
+        "--topic".into(),
+        topic.clone(),
+        "--qos".into(),
+        "1".into(),
+        "--count".into(),
+        ctx.count.to_string(),
+    ];
+    let mut kid = Kid::spawn(kind, &args, &ctx.log)?;
+    kid.event("ready", Duration::from_secs(15)).await?;
+    let before = b.dropped_last();
+    let cpu0 = kid.cpu();
+    let flood = publisher::flood(b.port, &topic, q, ctx.count, size, PUB_INFLIGHT).await?;
+    let done = done_of(&kid.event("done", Duration::from_secs(300)).await?)?;
+    let cpu1 = kid.cpu();
+    let hwm = kid.hwm_kib();
+    kid.finish().await;
+    let lost = done.received < flood.done;
+    Ok(Inbound {
+        receiver: format!("{kind}"),
+        qos: q,
+        size,
+        sent: flood.done,
+        received: done.received,
+        rate: done.rate(),
+        cpu_s: cpu1 - cpu0,
+        hwm_kib: hwm,
+        broker_dropped: dropped_since(b, before, lost).await,
+        pub_secs: flood.secs,
+    })
+}
+
+/// `mosquitto_sub` counting lines (bytes / (size + 1), payloads hold no newline). Its CPU and peak
+/// RSS come from `wait4` when it exits (after `-C N` messages, or SIGTERM when idle), so its CPU
+/// includes its start-up (a few ms).
+async fn inbound_mosquitto_sub(
+    ctx: &Ctx,
+    b: &Broker,
+    q: u8,
+    size: usize,
+) -> Result<Inbound, String> {
+    let topic = ctx.topic("flood");
+    let mut child = Command::new("mosquitto_sub")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &b.port.to_string(),
+            "-t",
+            &topic,
+            "-q",
+            "1",
+            "-C",
+        ])
+        .arg(ctx.count.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("mosquitto_sub: {e}"))?;
+    let pid = child.id();
+    let mut stdout = child.stdout.take().ok_or("no stdout")?;
+    let bytes = Arc::new(AtomicU64::new(0));
+    let times = Arc::new(Mutex::new((0u64, 0u64)));
+    let reader = {
+        let bytes = bytes.clone();
+        let times = times.clone();
+        std::thread::spawn(move || {
+            let mut buf = vec![0u8; 1 << 16];
+            while let Ok(n) = stdout.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                let now = now_ns();
+                let mut t = times.lock().unwrap_or_else(|p| p.into_inner());
+                if t.0 == 0 {
+                    t.0 = now;
+                }
+                t.1 = now;
+                bytes.fetch_add(n as u64, Ordering::Relaxed);
+            }
+        })
+    };
+    // mosquitto_sub says nothing when subscribed; it connects and subscribes in a few ms locally.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = b.dropped_last();
+    let flood = publisher::flood(b.port, &topic, q, ctx.count, size, PUB_INFLIGHT).await?;
+    let line = size as u64 + 1;
+    let mut last_change = Instant::now();
+    let mut last_seen = 0;
+    loop {
+        let n = bytes.load(Ordering::Relaxed);
+        if reader.is_finished() || n >= ctx.count * line {
+            break;
+        }
+        if n != last_seen {
+            last_seen = n;
+            last_change = Instant::now();
+        } else if last_change.elapsed() > Duration::from_secs(2) {
+            // SAFETY: signalling our own child.
+            unsafe {
+                libc::kill(pid as libc::pid_t, libc::SIGTERM);
+            }
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let exited = tokio::task::spawn_blocking(move || procinfo::wait4(pid))
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or("wait4 failed")?;
+    let _ = tokio::task::spawn_blocking(move || reader.join()).await;
+    let received = bytes.load(Ordering::Relaxed) / line;
+    let (first, last) = *times.lock().unwrap_or_else(|p| p.into_inner());
+    let done = Done {
+        received,
+        first_ns: first,
+        last_ns: last,
+        lat_us: None,
+    };
+    Ok(Inbound {
+        receiver: "mosquitto_sub".into(),
+        qos: q,
+        size,
+        sent: flood.done,
+        received,
+        rate: done.rate(),
+        cpu_s: exited.cpu_s,
+        hwm_kib: exited.maxrss_kib,
+        broker_dropped: dropped_since(b, before, received < flood.done).await,
+        pub_secs: flood.secs,
+    })
+}
+
+pub fn publish_body(topic: String, q: u8) -> impl Fn(u64) -> Bytes + Send + Sync + Clone + 'static {
+    let topic = Arc::<str>::from(topic);
+    move |seq| {
+        Bytes::from(format!(
+            r#"{{"topic":"{topic}","msg":"hello {seq}","qos":{q}}}"#
+        ))
+    }
+}
+
+/// One load point; with `sub_broker`, a rumqttc subscriber counts the deliveries.
+async fn http_point(
+    ctx: &Ctx,
+    server: &str,
+    port: u16,
+    server_pid: u32,
+    q: Option<u8>,
+    c: usize,
+    broker: &Broker,
+    count_deliveries: bool,
+) -> Result<HttpPoint, String> {
+    let topic = ctx.topic("http");
+    let mut sub = match count_deliveries.then_some(broker) {
+        Some(b) => {
+            let args = vec![
+                "recv".into(),
+                "--kind".into(),
+                "rumqttc".into(),
+                "--port".into(),
+                b.port.to_string(),
+                "--topic".into(),
+                topic.clone(),
+                "--qos".into(),
+                "1".into(),
+            ];
+            let mut k = Kid::spawn("http-subscriber", &args, &ctx.log)?;
+            k.event("ready", Duration::from_secs(15)).await?;
+            Some(k)
+        }
+        None => None,
+    };
+    let cpu = |pid: Option<u32>| pid.and_then(procinfo::cpu_seconds).unwrap_or(f64::NAN);
+    let broker_pid = Some(broker.pid());
+    let sub_pid = sub.as_ref().map(|k| k.pid);
+    let me = Some(std::process::id());
+    let (cpu0, b0, s0, m0) = (
+        cpu(Some(server_pid)),
+        cpu(broker_pid),
+        cpu(sub_pid),
+        cpu(me),
+    );
+    let body = publish_body(topic, q.unwrap_or(0));
+    let load = http::load(port, "/publish", c, ctx.http_secs, body).await?;
+    let (cpu1, b1, s1, m1) = (
+        cpu(Some(server_pid)),
+        cpu(broker_pid),
+        cpu(sub_pid),
+        cpu(me),
+    );
+    let hwm = procinfo::vm_hwm_kib(server_pid).unwrap_or(0);
+    let delivered = match sub.as_mut() {
+        Some(k) if load.ok > 0 => {
+            k.send(&format!("expect {}", load.ok)).await;
+            Some(done_of(&k.event("done", Duration::from_secs(120)).await?)?.received)
+        }
+        Some(_) => Some(0),
+        None => None,
+    };
+    if let Some(k) = sub {
+        k.finish().await;
+    }
+    Ok(HttpPoint {
+        server: server.into(),
+        qos: q,
+        c,
+        rps: load.rps(),
+        p50_us: load.p50_us,
+        p99_us: load.p99_us,
+        ok: load.ok,
+        failed: load.failed,
+        delivered,
+        server_cpu_s: cpu1 - cpu0,
+        server_hwm_kib: hwm,
+        broker_cpu_s: b1 - b0,
+        sub_cpu_s: if sub_pid.is_some() { s1 - s0 } else { 0.0 },
+        client_cpu_s: m1 - m0,
+        first_error: load.first_error,
+    })
+}
+
+/// 1k msg/s of timestamped QoS 1 messages; the axum-mqtt and rumqttc receivers listen at once.
+async fn latency_ours(ctx: &Ctx, b: &Broker) -> Result<Vec<Latency>, String> {
+    let topic = ctx.topic("lat");
+    let expected = (1000.0 * ctx.lat_secs).round() as u64;
+    let mut kids = Vec::new();
+    for kind in ["axum", "rumqttc"] {
+        let args = vec![
+            "recv".into(),
+            "--kind".into(),
+            kind.into(),
+            "--port".into(),
+            b.port.to_string(),
+            "--topic".into(),
+            topic.clone(),
+            "--qos".into(),
+            "1".into(),
+            "--count".into(),
+            expected.to_string(),
+            "--latency".into(),
+        ];
+        let mut k = Kid::spawn(kind, &args, &ctx.log)?;
+        k.event("ready", Duration::from_secs(15)).await?;
+        kids.push(k);
+    }
+    let sent = publisher::paced(b.port, &topic, 1, 1000, ctx.lat_secs).await?;
+    let mut out = Vec::new();
+    for mut k in kids {
+        k.send(&format!("expect {sent}")).await;
+        let d = done_of(&k.event("done", Duration::from_secs(60)).await?)?;
+        let [p50, p99, max] = d.lat_us.unwrap_or_default();
+        out.push(Latency {
+            receiver: k.name.clone(),
+            qos: 1,
+            sent,
+            received: d.received,
+            p50_us: p50,
+            p99_us: p99,
+            max_us: max,
+        });
+        k.finish().await;
+    }
+    Ok(out)
+}
+
+async fn python_section(
+    ctx: &Ctx,
+    python_dir: &Path,
+    defaults: &Broker,
+    deep: &Broker,
+    res: &mut Results,
+) -> Result<String, String> {
+    let venv = python::ensure_venv(&ctx.out, python_dir).await?;
+    let versions = python::versions(&venv).await;
+    say(format!("Flask-MQTT: {versions}"));
+    let flask_log = ctx.out.join("flask.log");
+    for (broker, qs) in [(defaults, vec![0u8]), (deep, vec![1u8])] {
+        let flask = Flask::start(&venv, python_dir, broker.port, &flask_log).await?;
+        for rep in 0..ctx.runs {
+            for &q in &qs {
+                for size in [SMALL, LARGE] {
+                    say(format!(
+                        "inbound run {}: Flask-MQTT QoS {q} {size} B",
+                        rep + 1
+                    ));
+                    match inbound_flask(ctx, &flask, broker, q, size).await {
+                        Ok(s) => res.inbound.push(s),
+                        Err(e) => res
+                            .notes
+                            .push(format!("inbound Flask-MQTT QoS {q} {size} B: {e}")),
+                    }
+                }
+            }
+            if broker.port == deep.port {
+                for c in CONCURRENCY {
+                    for q in [0u8, 1] {
+                        say(format!("http run {}: Flask-MQTT QoS {q} c={c}", rep + 1));
+                        match http_point(
+                            ctx,
+                            "Flask-MQTT /publish (gunicorn 1×8)",
+                            flask.port,
+                            flask.worker_pid,
+                            Some(q),
+                            c,
+                            deep,
+                            true,
+                        )
+                        .await
+                        {
+                            Ok(p) => res.http.push(p),
+                            Err(e) => res
+                                .notes
+                                .push(format!("http Flask-MQTT QoS {q} c={c}: {e}")),
+                        }
+                    }
+                }
+                say(format!("latency run {}: Flask-MQTT", rep + 1));
+                match latency_flask(ctx, &flask, broker).await {
+                    Ok(l) => res.latency.push(l),
+                    Err(e) => res.notes.push(format!("latency Flask-MQTT: {e}")),
+                }
+            }
+        }
+        flask.stop().await;
+    }
+    Ok(versions)
+}
+
+async fn inbound_flask(
+    ctx: &Ctx,
+    flask: &Flask,
+    b: &Broker,
+    q: u8,
+    size: usize,
+) -> Result<Inbound, String> {
+    flask.reset().await?;
+    let topic = ctx.topic("bench/flood");
+    let pid = flask.worker_pid;
+    let before = b.dropped_last();
+    let cpu0 = procinfo::cpu_seconds(pid).unwrap_or(f64::NAN);
+    let flood = publisher::flood(b.port, &topic, q, ctx.count, size, PUB_INFLIGHT).await?;
+    let started = Instant::now();
+    let s = loop {
+        let s = flask.stats().await?;
+        let n = s["received"].as_u64().unwrap_or(0);
+        let last = s["last_ns"].as_u64().unwrap_or(0);
+        if n >= flood.done
+            || (n > 0 && now_ns().saturating_sub(last) > 2_000_000_000)
+            || started.elapsed() > Duration::from_secs(300)
+        {
+            break s;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let cpu1 = procinfo::cpu_seconds(pid).unwrap_or(f64::NAN);
+    let done = Done {
+        received: s["received"].as_u64().unwrap_or(0),
+        first_ns: s["first_ns"].as_u64().unwrap_or(0),
+        last_ns: s["last_ns"].as_u64().unwrap_or(0),
+        lat_us: None,
+    };
+    Ok(Inbound {
+        receiver: "Flask-MQTT".into(),
+        qos: q,
+        size,
+        sent: flood.done,
+        received: done.received,
+        rate: done.rate(),
+        cpu_s: cpu1 - cpu0,
+        hwm_kib: procinfo::vm_hwm_kib(pid).unwrap_or(0),
+        broker_dropped: dropped_since(b, before, done.received < flood.done).await,
+        pub_secs: flood.secs,
+    })
+}
+
+async fn latency_flask(ctx: &Ctx, flask: &Flask, b: &Broker) -> Result<Latency, String> {
+    flask.reset().await?;
+    let topic = ctx.topic("bench/lat");
+    let sent = publisher::paced(b.port, &topic, 1, 1000, ctx.lat_secs).await?;
+    let started = Instant::now();
+    let s = loop {
+        let s = flask.stats().await?;
+        let n = s["received"].as_u64().unwrap_or(0);
+        if n >= sent || started.elapsed() > Duration::from_secs(5) {
+            break s;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let lat: Vec<u32> = s["lat_us"]
+        .as_array()
+        .map(|a| a.iter().map(|v| v.as_u64().unwrap_or(0) as u32).collect())
+        .unwrap_or_default();
+    Ok(Latency {
+        receiver: "Flask-MQTT".into(),
+        qos: 1,
+        sent,
+        received: s["received"].as_u64().unwrap_or(0),
+        p50_us: lat.first().copied().unwrap_or(0),
+        p99_us: lat.get(1).copied().unwrap_or(0),
+        max_us: lat.get(2).copied().unwrap_or(0),
+    })
+}
