@@ -170,6 +170,19 @@ impl Shared {
 }
 
 impl Shared {
+    /// Waits for room for one more request (`MAX_PENDING`).
+    ///
+    /// Requests go out in the order their futures are first polled. tokio's cooperative budget
+    /// would make an acquisition yield although a permit is free (after 128 operations in one task
+    /// poll), and `join_all` then polls the rest again in reverse order: concurrent publishes would
+    /// reach the broker out of order. So the acquisition is unconstrained: it waits only when no
+    /// permit is free, and then in line (the semaphore is fair).
+    pub async fn permit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, Error> {
+        tokio::task::unconstrained(self.permits.clone().acquire_owned())
+            .await
+            .map_err(|_| Error::Closed)
+    }
+
     /// Locks a mutex, recovering from a panic elsewhere (the data stays consistent: every critical
     /// section here is panic free, but a poisoned lock must never take the client down).
     pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -421,12 +434,7 @@ impl Mqtt {
         filters: Vec<(String, QoS)>,
     ) -> Result<Vec<link::SubCode>, Error> {
         let shared = self.shared();
-        let permit = shared
-            .permits
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| Error::Closed)?;
+        let permit = shared.permit().await?;
         let (tx, rx) = oneshot::channel();
         {
             let mut book = Shared::lock(&shared.book);
@@ -443,12 +451,7 @@ impl Mqtt {
 
     async fn send_unsubscribe(&self, filter: &str) -> Result<(), Error> {
         let shared = self.shared();
-        let permit = shared
-            .permits
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| Error::Closed)?;
+        let permit = shared.permit().await?;
         let (tx, rx) = oneshot::channel();
         {
             let mut book = Shared::lock(&shared.book);
@@ -541,12 +544,7 @@ impl Publish<'_> {
             return Err(Error::PropertiesNeedV5);
         }
         let wait = async {
-            let permit = shared
-                .permits
-                .clone()
-                .acquire_owned()
-                .await
-                .map_err(|_| Error::Closed)?;
+            let permit = shared.permit().await?;
             if *shared.stop.borrow() != Stop::Running {
                 return Err(Error::Closed);
             }
