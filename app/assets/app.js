@@ -236,6 +236,7 @@ function onMessage(f) {
     if (state.topics.size >= 1000) return;
     t = { times: [], count: 0, last: "", series: [], color: null };
     state.topics.set(f.topic, t);
+    setTimeout(renderRates, 0); // show a new topic at once
   }
   const now = Date.now();
   t.times.push(now);
@@ -287,11 +288,13 @@ function drawChart() {
   ctx.clearRect(0, 0, w, h);
   const now = Date.now();
   const series = [...state.topics.entries()].filter(([, t]) => t.color && t.series.length);
-  let min = Infinity, max = -Infinity;
+  // The time axis spans the data seen so far: from 10 s up to CHART_WINDOW_MS.
+  let min = Infinity, max = -Infinity, oldest = now;
   for (const [, t] of series) for (const p of t.series) {
     if (p.t < now - CHART_WINDOW_MS) continue;
-    min = Math.min(min, p.v); max = Math.max(max, p.v);
+    min = Math.min(min, p.v); max = Math.max(max, p.v); oldest = Math.min(oldest, p.t);
   }
+  const span = Math.min(CHART_WINDOW_MS, Math.max(10000, (now - oldest) * 1.1));
   const left = 48, right = 8, top = 8, bottom = 20;
   ctx.font = "11px system-ui, sans-serif";
   ctx.fillStyle = "#6b7686";
@@ -303,14 +306,15 @@ function drawChart() {
   }
   if (min === max) { min -= 1; max += 1; }
   const pad = (max - min) * 0.1; min -= pad; max += pad;
-  const x = (t) => left + (w - left - right) * (1 - (now - t) / CHART_WINDOW_MS);
+  const x = (t) => left + (w - left - right) * (1 - (now - t) / span);
   const y = (v) => top + (h - top - bottom) * (1 - (v - min) / (max - min));
   for (let i = 0; i <= 4; i++) {
     const v = min + (max - min) * i / 4;
     ctx.beginPath(); ctx.moveTo(left, y(v)); ctx.lineTo(w - right, y(v)); ctx.stroke();
     ctx.fillText(Number(v.toPrecision(4)).toString(), 4, y(v) + 4);
   }
-  for (let s = 0; s <= 60; s += 15) ctx.fillText(s === 0 ? "now" : "-" + s + "s", x(now - s * 1000) - 10, h - 5);
+  const stepS = span > 30000 ? 15 : span > 15000 ? 5 : 2;
+  for (let s = 0; s * 1000 <= span; s += stepS) ctx.fillText(s === 0 ? "now" : "-" + s + "s", Math.max(left, x(now - s * 1000) - 12), h - 5);
   ctx.lineWidth = 2;
   for (const [, t] of series) {
     ctx.strokeStyle = t.color;
@@ -318,12 +322,12 @@ function drawChart() {
     ctx.beginPath();
     let started = false;
     for (const p of t.series) {
-      if (p.t < now - CHART_WINDOW_MS) continue;
+      if (p.t < now - span) continue;
       if (!started) { ctx.moveTo(x(p.t), y(p.v)); started = true; } else ctx.lineTo(x(p.t), y(p.v));
     }
     ctx.stroke();
     const lastP = t.series[t.series.length - 1];
-    if (lastP.t >= now - CHART_WINDOW_MS) { ctx.beginPath(); ctx.arc(x(lastP.t), y(lastP.v), 3, 0, 7); ctx.fill(); }
+    if (lastP.t >= now - span) { ctx.beginPath(); ctx.arc(x(lastP.t), y(lastP.v), 3, 0, 7); ctx.fill(); }
   }
   const legend = $("legend");
   legend.replaceChildren(...series.map(([topic, t]) => {
