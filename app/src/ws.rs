@@ -63,11 +63,18 @@ pub async fn upgrade(
         )
         .into_response();
     }
-    let max = st.limits.max_ws_message;
-    ws.max_message_size(max)
-        .max_frame_size(max)
+    // Messages up to the app's limit are read; larger ones up to the hard limit get an error frame
+    // and the connection stays; past the hard limit the connection is closed (code 1009).
+    let hard = hard_limit(st.limits.max_ws_message);
+    ws.max_message_size(hard)
+        .max_frame_size(hard)
         .on_failed_upgrade(|e| tracing::debug!(error = %e, "WebSocket upgrade failed"))
         .on_upgrade(move |socket| serve(socket, st))
+}
+
+/// The largest WebSocket message read at all (4 × the app's limit, at least 1 MiB).
+fn hard_limit(max: usize) -> usize {
+    (max * 4).max(1 << 20)
 }
 
 /// A message frame waiting for the writer, holding its share of the byte budget.
@@ -412,6 +419,17 @@ async fn serve(socket: WebSocket, st: AppState) {
             incoming = stream.next(), if inflight.len() < MAX_INFLIGHT => {
                 let reply = match incoming {
                     None | Some(Ok(WsMessage::Close(_))) => break,
+                    Some(Ok(WsMessage::Text(text))) if text.len() > st.limits.max_ws_message => {
+                        error_frame(&st, &None, None, &ApiError::new(
+                            StatusCode::PAYLOAD_TOO_LARGE,
+                            "message_too_large",
+                            format!(
+                                "a WebSocket message may be at most {} bytes, got {}",
+                                st.limits.max_ws_message,
+                                text.len()
+                            ),
+                        ))
+                    }
                     Some(Ok(WsMessage::Text(text))) => match conn.handle(text.as_str()).await {
                         Ok(frame) => frame,
                         Err(pending) => { inflight.push(pending); continue }
@@ -423,7 +441,7 @@ async fn serve(socket: WebSocket, st: AppState) {
                     Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => continue,
                     Some(Err(e)) => {
                         // The stream cannot be read past a broken frame: say why, then close.
-                        let (kind, code, text) = read_error(&e, st.limits.max_ws_message);
+                        let (kind, code, text) = read_error(&e, hard_limit(st.limits.max_ws_message));
                         let _ = ctl_tx.try_send(error_frame(&st, &None, None, &bad(kind, text)));
                         let _ = ctl_tx.try_send(close_marker(code));
                         break;
