@@ -25,6 +25,8 @@ use crate::{assets, openapi, ws};
 
 /// How long a subscription may wait for the broker's SUBACK.
 pub const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(5);
+/// The largest `limit` of `GET /api/messages` (the history size caps what comes back).
+const MAX_LIMIT: usize = 100_000;
 /// Messages an SSE stream buffers before it skips.
 const SSE_CAPACITY: usize = 256;
 
@@ -138,7 +140,17 @@ fn same_origin(origin: &HeaderValue, host: Option<&HeaderValue>) -> bool {
 /// `POST /publish`: the Flask tutorial's endpoint (validation and errors by the library).
 async fn publish(State(st): State<AppState>, body: Result<Bytes, BytesRejection>) -> Response {
     let resp = match body {
-        Ok(body) => st.publish.handle(&st.mqtt, &body).await,
+        Ok(body) => {
+            let topic = st
+                .embedded
+                .then(|| serde_json::from_slice::<serde_json::Value>(&body).ok())
+                .flatten();
+            let topic = topic.as_ref().and_then(|v| v.get("topic")?.as_str());
+            match topic.map(|t| rumqttd_safe(&st, t, "topic")) {
+                Some(Err(e)) => e.into_response(),
+                _ => st.publish.handle(&st.mqtt, &body).await,
+            }
+        }
         Err(e) => {
             let kind = if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 "body_too_large"
@@ -173,12 +185,13 @@ async fn messages(State(st): State<AppState>, q: Params) -> Result<Response, Api
     let cap = st.log.capacity();
     let limit = match q.get("limit") {
         None => cap.min(100),
+        // More than the history holds is fine: you get what there is.
         Some(v) => match v.trim().parse::<usize>() {
-            Ok(n) if (1..=cap).contains(&n) => n,
+            Ok(n) if (1..=MAX_LIMIT).contains(&n) => n.min(cap),
             _ => {
                 return Err(ApiError::bad_request(
                     "invalid_limit",
-                    format!("limit must be a whole number from 1 to {cap}, got {v:?}"),
+                    format!("limit must be a whole number from 1 to {MAX_LIMIT}, got {v:?}"),
                 ))
             }
         },
@@ -227,9 +240,31 @@ pub fn parse_qos(v: Option<&str>) -> Result<QoS, ApiError> {
     }
 }
 
+/// rumqttd 0.20 panics (and the embedded broker stops for good) on a topic whose first character
+/// is not ASCII (`topic[..1]` in its `matches`). With the embedded broker such topics and filters
+/// are refused here; an external broker gets them unchanged.
+pub fn rumqttd_safe(st: &AppState, name: &str, what: &str) -> Result<(), ApiError> {
+    if st.embedded && name.chars().next().is_some_and(|c| !c.is_ascii()) {
+        let kind = if what == "topic" {
+            "invalid_topic"
+        } else {
+            "invalid_filter"
+        };
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            kind,
+            format!(
+                "the embedded broker (rumqttd) cannot handle a {what} starting with a non-ASCII character: {name:?}"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Checks a filter someone wants to follow: valid, and within the subscribe allow-list.
 pub fn check_filter(st: &AppState, filter: &str) -> Result<(), ApiError> {
     axum_mqtt::topic::validate_filter(filter)?;
+    rumqttd_safe(st, filter, "filter")?;
     if !st.allow_subscribe.allows_filter(filter) {
         inc(&st.metrics.forbidden);
         return Err(ApiError::new(

@@ -282,6 +282,12 @@ impl Conn {
             obj.entry("msg").or_insert(m);
         }
         let st = self.st.clone();
+        if let Some(Value::String(t)) = obj.get("topic") {
+            if let Err(e) = crate::api::rumqttd_safe(&st, t, "topic") {
+                let frame = error_frame(&st, &id, Some("publish"), &e);
+                return Box::pin(async move { frame });
+            }
+        }
         let body = serde_json::to_vec(&obj).unwrap_or_default();
         Box::pin(async move {
             let resp = st.publish.handle(&st.mqtt, &body).await;
