@@ -751,3 +751,248 @@ async fn broker_closing_mid_packet() {
 async fn broker_sending_garbage() {
     broken_peer(Misbehave::Garbage).await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Scale-out: several app processes share one subscription through the broker.
+
+/// The app binary next to this test binary (`cargo test --workspace` builds it, as the app has
+/// integration tests; alone, build it with `cargo build -p axum-mqtt-app`).
+fn app_binary() -> Option<std::path::PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let profile_dir = exe.parent()?.parent()?; // target/<profile>/deps/faults-… → target/<profile>
+    let app = profile_dir.join("axum-mqtt-app");
+    app.exists().then_some(app)
+}
+
+/// One `axum-mqtt-app --no-broker` process in a shared-subscription group. Its stdout lines
+/// `Received message on topic: … with payload: <id>` are forwarded as `(instance, payload)`.
+struct App {
+    child: std::process::Child,
+    log: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl App {
+    fn start(
+        bin: &std::path::Path,
+        instance: usize,
+        broker: &str,
+        filter: &str,
+        tx: std::sync::mpsc::Sender<(usize, String)>,
+    ) -> App {
+        use std::io::BufRead;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = dir.path().join("stderr.log");
+        let mut child = std::process::Command::new(bin)
+            .args(["--no-broker", "--history", "16", "--subscribe", filter])
+            .arg("--http")
+            .arg(format!("127.0.0.1:{}", axum_mqtt_testkit::free_port()))
+            .env("MQTT_BROKER_URL", broker)
+            .env("MQTT_SHARED_GROUP", "workers")
+            .env("MQTT_CLIENT_ID", unique_id(&format!("scale-{instance}")))
+            .env("RUST_LOG", "warn")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::fs::File::create(&log).expect("log file"))
+            .spawn()
+            .expect("start axum-mqtt-app");
+        let stdout = child.stdout.take().expect("stdout");
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let item = match line.rsplit_once(" with payload: ") {
+                    Some((_, payload)) => payload.to_string(),
+                    None if line == "Connected successfully" => "<connected>".to_string(),
+                    None => continue,
+                };
+                if tx.send((instance, item)).is_err() {
+                    break;
+                }
+            }
+        });
+        App {
+            child,
+            log,
+            _dir: dir,
+        }
+    }
+
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Receives the next app line within `d`, from a blocking channel, without blocking the runtime.
+async fn app_line(
+    rx: &Arc<Mutex<std::sync::mpsc::Receiver<(usize, String)>>>,
+    d: Duration,
+) -> Option<(usize, String)> {
+    let rx = rx.clone();
+    tokio::task::spawn_blocking(move || lock(&rx).recv_timeout(d).ok())
+        .await
+        .ok()
+        .flatten()
+}
+
+/// Starts `apps` app processes in one shared group, publishes `n` QoS 1 messages (ids as payloads)
+/// and returns how many times each id was handled, per instance, and the time from the first
+/// publish to the last message handled.
+async fn scale_out(apps: usize, n: u64) -> Option<(Vec<HashMap<u64, u32>>, Duration)> {
+    init_tracing();
+    let Some(bin) = app_binary() else {
+        assert!(
+            !axum_mqtt_testkit::mosquitto_required(),
+            "the app binary is missing next to the test binary: cargo build -p axum-mqtt-app"
+        );
+        eprintln!("axum-mqtt-app not built: skipping");
+        return None;
+    };
+    let m = Mosquitto::start(MosquittoOptions::default())?;
+    let t = unique("scale");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let rx = Arc::new(Mutex::new(rx));
+    let running: Vec<App> = (0..apps)
+        .map(|i| App::start(&bin, i, &m.url(), &format!("{t}/#"), tx.clone()))
+        .collect();
+    drop(tx);
+    let fail = |what: &str| -> ! {
+        let logs: Vec<String> = running.iter().map(App::stderr).collect();
+        panic!("{what}; app logs: {logs:#?}; broker log: {}", m.log())
+    };
+
+    let mut cfg = mosquitto_config(m.port, Protocol::V311);
+    cfg.max_inflight = 1000;
+    cfg.max_pending = 5000;
+    let publisher = connected(Mqtt::builder(cfg)).await;
+
+    // Every instance connected and subscribed: probes go round robin until each one got one.
+    let mut connected_apps = 0;
+    while connected_apps < apps {
+        match app_line(&rx, WAIT).await {
+            Some((_, l)) if l == "<connected>" => connected_apps += 1,
+            Some(_) => {}
+            None => fail("an app did not connect"),
+        }
+    }
+    let mut probed = vec![false; apps];
+    let deadline = Instant::now() + WAIT;
+    while probed.iter().any(|p| !p) {
+        if Instant::now() > deadline {
+            fail("an app never received a probe");
+        }
+        publisher
+            .publish(format!("{t}/probe"), "probe")
+            .qos(QoS::AtLeastOnce)
+            .await
+            .unwrap();
+        if let Some((i, l)) = app_line(&rx, Duration::from_millis(200)).await {
+            if l == "probe" {
+                probed[i] = true;
+            }
+        }
+    }
+    while app_line(&rx, Duration::from_millis(200)).await.is_some() {} // late probes
+
+    // The load: n QoS 1 publishes, up to 1000 in flight, spread over 16 topics.
+    use futures_util::StreamExt;
+    let started = Instant::now();
+    let sender = {
+        let (publisher, t) = (publisher.clone(), t.clone());
+        tokio::spawn(async move {
+            futures_util::stream::iter(0..n)
+                .for_each_concurrent(1000, |id| {
+                    let (p, topic) = (publisher.clone(), format!("{t}/m/{}", id % 16));
+                    async move {
+                        p.publish(topic, id.to_string())
+                            .qos(QoS::AtLeastOnce)
+                            .await
+                            .expect("publish");
+                    }
+                })
+                .await;
+        })
+    };
+    let mut counts: Vec<HashMap<u64, u32>> = vec![HashMap::new(); apps];
+    let mut handled = 0u64;
+    while handled < n {
+        match app_line(&rx, Duration::from_secs(30)).await {
+            Some((i, payload)) => {
+                if let Ok(id) = payload.parse::<u64>() {
+                    *counts[i].entry(id).or_default() += 1;
+                    handled += 1;
+                }
+            }
+            None => fail(&format!("only {handled} of {n} messages handled")),
+        }
+    }
+    let elapsed = started.elapsed();
+    sender.await.expect("publisher task");
+    // Nothing more arrives (no duplicates in flight).
+    if let Some((i, l)) = app_line(&rx, Duration::from_millis(300)).await {
+        fail(&format!("app {i} got more than {n} messages: {l}"));
+    }
+    publisher.shutdown(WAIT).await;
+    Some((counts, elapsed))
+}
+
+/// Three app processes (`--no-broker`, `MQTT_BROKER_URL`, `MQTT_SHARED_GROUP`) against one
+/// Mosquitto: 100k QoS 1 messages are split among them and each is handled exactly once in total.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scale_out_three_apps_handle_each_message_once() {
+    let n = 100_000;
+    let Some((counts, elapsed)) = scale_out(3, n).await else {
+        return;
+    };
+    let shares: Vec<usize> = counts.iter().map(HashMap::len).collect();
+    eprintln!(
+        "3 apps: {n} QoS 1 messages in {elapsed:.2?} ({:.0} msg/s), split {shares:?}",
+        n as f64 / elapsed.as_secs_f64()
+    );
+    let mut total: HashMap<u64, u32> = HashMap::new();
+    for c in &counts {
+        for (id, k) in c {
+            *total.entry(*id).or_default() += k;
+        }
+    }
+    let missing = (0..n).filter(|id| !total.contains_key(id)).count();
+    let twice: Vec<_> = total.iter().filter(|(_, k)| **k > 1).take(10).collect();
+    assert_eq!(missing, 0, "messages never handled");
+    assert!(
+        twice.is_empty(),
+        "messages handled more than once: {twice:?}"
+    );
+    assert_eq!(total.len() as u64, n);
+    for (i, s) in shares.iter().enumerate() {
+        assert!(
+            *s as u64 >= n / 10,
+            "app {i} handled only {s} of {n}: the load is not shared {shares:?}"
+        );
+    }
+}
+
+/// Throughput with 1 and with 3 app processes (run by hand, in release, see docs/scale-out.md):
+/// `cargo build --release -p axum-mqtt-app && cargo test --release -p axum-mqtt --test faults
+/// scale_out_throughput -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement; run by hand in release"]
+async fn scale_out_throughput() {
+    let n = 100_000;
+    for apps in [1, 3, 1, 3] {
+        let Some((counts, elapsed)) = scale_out(apps, n).await else {
+            return;
+        };
+        let handled: usize = counts.iter().map(HashMap::len).sum();
+        assert_eq!(handled as u64, n);
+        eprintln!(
+            "{apps} app(s): {n} QoS 1 messages in {elapsed:.2?} = {:.0} msg/s",
+            n as f64 / elapsed.as_secs_f64()
+        );
+    }
+}
