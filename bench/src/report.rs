@@ -224,7 +224,7 @@ mosquitto_sub: `wait4` rusage, start-up included).\n");
                 let hwm = Spread::of(runs.iter().map(|s| s.hwm_kib as f64));
                 let _ = writeln!(
                     o,
-                    "| {q} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                    "| {q} | {} | {} | {} | {} | {:.0}, {:.0} | {} | {} | {} |",
                     size_name(size),
                     receiver_name(recv),
                     rt.show(si),
@@ -233,7 +233,8 @@ mosquitto_sub: `wait4` rusage, start-up included).\n");
                     } else {
                         "–".into()
                     },
-                    format!("{:.0}, {:.0}", lost.median, lost.max),
+                    lost.median,
+                    lost.max,
                     dropped,
                     cpu_per(recv, q, size).show(|x| format!("{x:.2}")),
                     hwm.show(mib),

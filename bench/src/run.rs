@@ -42,9 +42,10 @@ pub struct RunArgs {
     /// Where logs, raw JSON and the virtualenv go.
     #[arg(long, default_value = "bench/out")]
     pub out: PathBuf,
-    /// The markdown file to write the tables into (between its bench markers).
-    #[arg(long, default_value = "bench/RESULTS.md")]
-    pub results: PathBuf,
+    /// The markdown file to write the tables into (between its bench markers). Default:
+    /// bench/RESULTS.md for a full run; a quick or partial run only writes bench/out/.
+    #[arg(long)]
+    pub results: Option<PathBuf>,
     /// bench/python (the Flask-MQTT app).
     #[arg(long, default_value = "bench/python")]
     pub python_dir: PathBuf,
@@ -226,9 +227,11 @@ pub async fn run(args: RunArgs) -> Result<(), String> {
                 say(format!("http run {}: c={c}", rep + 1));
                 match http_point(
                     &ctx,
-                    "axum no-op (ceiling)",
-                    noop_port,
-                    noop.pid,
+                    &Server {
+                        name: "axum no-op (ceiling)",
+                        port: noop_port,
+                        pid: noop.pid,
+                    },
                     None,
                     c,
                     &deep,
@@ -242,9 +245,11 @@ pub async fn run(args: RunArgs) -> Result<(), String> {
                 for q in [0u8, 1] {
                     match http_point(
                         &ctx,
-                        "axum-mqtt PublishEndpoint",
-                        pub_port,
-                        pubsrv.pid,
+                        &Server {
+                            name: "axum-mqtt PublishEndpoint",
+                            port: pub_port,
+                            pid: pubsrv.pid,
+                        },
                         Some(q),
                         c,
                         &deep,
@@ -324,11 +329,23 @@ pub async fn run(args: RunArgs) -> Result<(), String> {
     let md = crate::report::markdown(&meta, &res);
     let tables = ctx.out.join("RESULTS-latest.md");
     let _ = std::fs::write(&tables, &md);
-    crate::report::write_into(&args.results, &md)?;
+    let full = !quick
+        && ["inbound", "http", "latency", "python"]
+            .iter()
+            .all(|s| sections.contains(s));
+    let results = args
+        .results
+        .clone()
+        .or_else(|| full.then(|| PathBuf::from("bench/RESULTS.md")));
+    if let Some(path) = &results {
+        crate::report::write_into(path, &md)?;
+    }
     say(format!(
-        "done in {total:.0} s; tables in {} and {}",
-        args.results.display(),
-        tables.display()
+        "done in {total:.0} s; tables in {}{}",
+        tables.display(),
+        results
+            .map(|p| format!(" and {}", p.display()))
+            .unwrap_or_else(|| " (quick or partial run: bench/RESULTS.md left as it was)".into())
     ));
     for n in &res.notes {
         say(format!("note: {n}"));
@@ -429,7 +446,7 @@ async fn inbound_kid(
     kid.finish().await;
     let lost = done.received < flood.done;
     Ok(Inbound {
-        receiver: format!("{kind}"),
+        receiver: kind.to_string(),
         qos: q,
         size,
         sent: flood.done,
@@ -554,11 +571,16 @@ pub fn publish_body(topic: String, q: u8) -> impl Fn(u64) -> Bytes + Send + Sync
 }
 
 /// One load point; with `sub_broker`, a rumqttc subscriber counts the deliveries.
+/// An HTTP server under test.
+struct Server<'a> {
+    name: &'a str,
+    port: u16,
+    pid: u32,
+}
+
 async fn http_point(
     ctx: &Ctx,
-    server: &str,
-    port: u16,
-    server_pid: u32,
+    server: &Server<'_>,
     q: Option<u8>,
     c: usize,
     broker: &Broker,
@@ -589,20 +611,20 @@ async fn http_point(
     let sub_pid = sub.as_ref().map(|k| k.pid);
     let me = Some(std::process::id());
     let (cpu0, b0, s0, m0) = (
-        cpu(Some(server_pid)),
+        cpu(Some(server.pid)),
         cpu(broker_pid),
         cpu(sub_pid),
         cpu(me),
     );
     let body = publish_body(topic, q.unwrap_or(0));
-    let load = http::load(port, "/publish", c, ctx.http_secs, body).await?;
+    let load = http::load(server.port, "/publish", c, ctx.http_secs, body).await?;
     let (cpu1, b1, s1, m1) = (
-        cpu(Some(server_pid)),
+        cpu(Some(server.pid)),
         cpu(broker_pid),
         cpu(sub_pid),
         cpu(me),
     );
-    let hwm = procinfo::vm_hwm_kib(server_pid).unwrap_or(0);
+    let hwm = procinfo::vm_hwm_kib(server.pid).unwrap_or(0);
     let delivered = match sub.as_mut() {
         Some(k) if load.ok > 0 => {
             k.send(&format!("expect {}", load.ok)).await;
@@ -615,7 +637,7 @@ async fn http_point(
         k.finish().await;
     }
     Ok(HttpPoint {
-        server: server.into(),
+        server: server.name.into(),
         qos: q,
         c,
         rps: load.rps(),
@@ -711,9 +733,11 @@ async fn python_section(
                         say(format!("http run {}: Flask-MQTT QoS {q} c={c}", rep + 1));
                         match http_point(
                             ctx,
-                            "Flask-MQTT /publish (gunicorn 1×8)",
-                            flask.port,
-                            flask.worker_pid,
+                            &Server {
+                                name: "Flask-MQTT /publish (gunicorn 1×8)",
+                                port: flask.port,
+                                pid: flask.worker_pid,
+                            },
                             Some(q),
                             c,
                             deep,
