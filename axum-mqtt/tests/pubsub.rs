@@ -218,3 +218,19 @@ async fn one_client_id_per_broker_in_a_process() {
     drop(second);
     let _third = Mqtt::start(cfg).await.expect("released on drop");
 }
+
+#[tokio::test]
+async fn non_ascii_topics_keep_the_embedded_broker_alive() {
+    // rumqttd 0.20 panicked on topics starting with a multi-byte character (vendor/README.md).
+    let t = unique("utf8");
+    let (handler, mut rx) = collector();
+    let sub = connected(Mqtt::builder(embedded_config(Protocol::V311)).on_message(handler)).await;
+    sub.subscribe("Ä/+", QoS::AtLeastOnce).await.unwrap();
+    sub.subscribe(&format!("{t}/after"), QoS::AtLeastOnce).await.unwrap();
+    let p = connected(Mqtt::builder(embedded_config(Protocol::V311))).await;
+    p.publish("Ä/ü", "grüße").qos(QoS::AtLeastOnce).await.unwrap();
+    let m = next(&mut rx).await;
+    assert_eq!((m.topic(), m.payload_str()), ("Ä/ü", Some("grüße")));
+    p.publish(format!("{t}/after"), "still alive").qos(QoS::AtLeastOnce).await.unwrap();
+    assert_eq!(next(&mut rx).await.payload_str(), Some("still alive"));
+}
