@@ -402,3 +402,32 @@ pub fn write_into(path: &Path, tables: &str) -> Result<(), String> {
     };
     std::fs::write(path, new).map_err(|e| format!("{}: {e}", path.display()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_replace_only_the_marked_block() {
+        let dir = std::env::temp_dir().join(format!("bench-report-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("RESULTS.md");
+        write_into(&path, "first").unwrap();
+        let created = std::fs::read_to_string(&path).unwrap();
+        assert!(created.contains(BEGIN) && created.contains("first") && created.contains(END));
+        let edited = created.replace(END, &format!("{END}\n\n## Analysis\nkept"));
+        std::fs::write(&path, edited).unwrap();
+        write_into(&path, "second").unwrap();
+        let now = std::fs::read_to_string(&path).unwrap();
+        assert!(now.contains("second") && !now.contains("first"));
+        assert!(now.trim_end().ends_with("## Analysis\nkept"), "{now}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn procfs_figures_of_this_process() {
+        let me = std::process::id();
+        assert!(crate::procinfo::vm_hwm_kib(me).unwrap() > 0);
+        assert!(crate::procinfo::cpu_seconds(me).unwrap() >= 0.0);
+    }
+}

@@ -90,3 +90,40 @@ pub fn mib(kib: f64) -> String {
         "–".into()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_min_max() {
+        let s = Spread::of([3.0, 1.0, 2.0]);
+        assert_eq!((s.median, s.min, s.max, s.n), (2.0, 1.0, 3.0, 3));
+        assert_eq!(Spread::of([1.0, 4.0]).median, 2.5);
+        assert_eq!(Spread::of([f64::NAN, 5.0]).n, 1, "NaN samples are ignored");
+        assert_eq!(Spread::of([]).show(si), "–");
+        assert_eq!(
+            Spread::of([1500.0, 1000.0, 2000.0]).show(si),
+            "1.50k [1.00k–2.00k]"
+        );
+    }
+
+    #[test]
+    fn units() {
+        assert_eq!(si(123_456.0), "123.5k");
+        assert_eq!(si(2_500_000.0), "2.50M");
+        assert_eq!(ms(250.0), "0.25");
+        assert_eq!(ms(14_900.0), "14.9");
+        assert_eq!(pct(0.614), "61 %");
+        assert_eq!(mib(2048.0), "2.0");
+    }
+
+    #[test]
+    fn percentiles() {
+        let v: Vec<u32> = (1..=100).collect();
+        assert_eq!(crate::procinfo::percentile(&v, 50.0), 51);
+        assert_eq!(crate::procinfo::percentile(&v, 99.0), 99);
+        assert_eq!(crate::procinfo::percentile(&v, 100.0), 100);
+        assert_eq!(crate::procinfo::percentile(&[], 50.0), 0);
+    }
+}
