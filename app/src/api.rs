@@ -2,18 +2,16 @@
 //! `/openapi.json`, the page and its assets.
 
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::middleware::{self, Next};
-use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use axum_mqtt::web::{self, ApiError, MessageJson};
+use axum_mqtt::web::{self, ApiError};
 use axum_mqtt::QoS;
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -140,17 +138,7 @@ fn same_origin(origin: &HeaderValue, host: Option<&HeaderValue>) -> bool {
 /// `POST /publish`: the Flask tutorial's endpoint (validation and errors by the library).
 async fn publish(State(st): State<AppState>, body: Result<Bytes, BytesRejection>) -> Response {
     let resp = match body {
-        Ok(body) => {
-            let topic = st
-                .embedded
-                .then(|| serde_json::from_slice::<serde_json::Value>(&body).ok())
-                .flatten();
-            let topic = topic.as_ref().and_then(|v| v.get("topic")?.as_str());
-            match topic.map(|t| rumqttd_safe(&st, t, "topic")) {
-                Some(Err(e)) => e.into_response(),
-                _ => st.publish.handle(&st.mqtt, &body).await,
-            }
-        }
+        Ok(body) => st.publish.handle(&st.mqtt, &body).await,
         Err(e) => {
             let kind = if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 "body_too_large"
@@ -240,31 +228,9 @@ pub fn parse_qos(v: Option<&str>) -> Result<QoS, ApiError> {
     }
 }
 
-/// rumqttd 0.20 panics (and the embedded broker stops for good) on a topic whose first character
-/// is not ASCII (`topic[..1]` in its `matches`). With the embedded broker such topics and filters
-/// are refused here; an external broker gets them unchanged.
-pub fn rumqttd_safe(st: &AppState, name: &str, what: &str) -> Result<(), ApiError> {
-    if st.embedded && name.chars().next().is_some_and(|c| !c.is_ascii()) {
-        let kind = if what == "topic" {
-            "invalid_topic"
-        } else {
-            "invalid_filter"
-        };
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            kind,
-            format!(
-                "the embedded broker (rumqttd) cannot handle a {what} starting with a non-ASCII character: {name:?}"
-            ),
-        ));
-    }
-    Ok(())
-}
-
 /// Checks a filter someone wants to follow: valid, and within the subscribe allow-list.
 pub fn check_filter(st: &AppState, filter: &str) -> Result<(), ApiError> {
     axum_mqtt::topic::validate_filter(filter)?;
-    rumqttd_safe(st, filter, "filter")?;
     if !st.allow_subscribe.allows_filter(filter) {
         inc(&st.metrics.forbidden);
         return Err(ApiError::new(
@@ -312,16 +278,13 @@ async fn events(State(st): State<AppState>, q: Params) -> Result<Response, ApiEr
     let qos = parse_qos(q.get("qos").map(String::as_str))?;
     let stream = open_stream(&st, filter, qos, SSE_CAPACITY).await?;
     let guard = ClientGuard::new(st.metrics.clone(), Client::Sse);
-    let events = stream
-        .map(move |m| {
+    // Ends with the app (so graceful shutdown does not wait for browsers); the guard counts the client.
+    let messages = stream
+        .inspect(move |_| {
             let _alive = &guard;
-            let data = serde_json::to_string(&MessageJson::from(&m)).unwrap_or_default();
-            Ok::<_, Infallible>(Event::default().event("message").data(data))
         })
         .take_until(st.stopping());
-    Ok(Sse::new(events)
-        .keep_alive(KeepAlive::default())
-        .into_response())
+    Ok(axum_mqtt::web::sse(messages).into_response())
 }
 
 /// `GET /metrics`: Prometheus text format.

@@ -195,7 +195,6 @@ async fn run(s: Settings) -> Result<(), String> {
         limits,
         endpoints: Arc::new(endpoints),
         subscriptions: Arc::new(s.subscribe.clone()),
-        embedded: broker.is_some(),
         shutdown: stop_rx,
     };
     let stopping = state.stopping();

@@ -58,8 +58,6 @@ pub struct AppState {
     pub limits: Limits,
     pub endpoints: Arc<Endpoints>,
     pub subscriptions: Arc<Vec<String>>,
-    /// True when the client talks to the embedded rumqttd (see [`crate::api::rumqttd_safe`]).
-    pub embedded: bool,
     /// Turns true when the app shuts down: WebSockets and SSE streams end.
     pub shutdown: watch::Receiver<bool>,
 }

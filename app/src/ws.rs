@@ -282,46 +282,19 @@ impl Conn {
             obj.entry("msg").or_insert(m);
         }
         let st = self.st.clone();
-        if let Some(Value::String(t)) = obj.get("topic") {
-            if let Err(e) = crate::api::rumqttd_safe(&st, t, "topic") {
-                let frame = error_frame(&st, &id, Some("publish"), &e);
-                return Box::pin(async move { frame });
-            }
-        }
         let body = serde_json::to_vec(&obj).unwrap_or_default();
         Box::pin(async move {
-            let resp = st.publish.handle(&st.mqtt, &body).await;
-            let status = resp.status();
-            let bytes = axum::body::to_bytes(resp.into_body(), 64 * 1024)
-                .await
-                .unwrap_or_default();
-            let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-            if status.is_success() {
-                inc(&st.metrics.ws_publishes);
-                ack(&id, "publish", json!({"mid": v["mid"]}))
-            } else {
-                if status == StatusCode::FORBIDDEN {
-                    inc(&st.metrics.forbidden);
+            match st.publish.publish(&st.mqtt, &body).await {
+                Ok(published) => {
+                    inc(&st.metrics.ws_publishes);
+                    ack(&id, "publish", json!({"mid": published.mid}))
                 }
-                let kind = match v["kind"].as_str() {
-                    Some("invalid_body") => "invalid_body",
-                    Some("invalid_topic") => "invalid_topic",
-                    Some("invalid_qos") => "invalid_qos",
-                    Some("invalid_payload") => "invalid_payload",
-                    Some("payload_too_large") => "payload_too_large",
-                    Some("topic_not_allowed") => "topic_not_allowed",
-                    Some("broker_refused") => "broker_refused",
-                    Some("broker_timeout") => "broker_timeout",
-                    Some("client_closed") => "client_closed",
-                    _ => "publish_failed",
-                };
-                let message = v["error"].as_str().unwrap_or("publish failed").to_string();
-                error_frame(
-                    &st,
-                    &id,
-                    Some("publish"),
-                    &ApiError::new(status, kind, message),
-                )
+                Err(e) => {
+                    if e.status == StatusCode::FORBIDDEN {
+                        inc(&st.metrics.forbidden);
+                    }
+                    error_frame(&st, &id, Some("publish"), &e)
+                }
             }
         })
     }

@@ -125,12 +125,6 @@ async fn every_bad_publish_gets_a_precise_4xx_and_the_app_keeps_serving() {
             422,
             "invalid_topic",
         ),
-        // rumqttd 0.20 would panic on it and the embedded broker would be gone.
-        (
-            r#"{"topic": "Ärger/x", "msg": "x"}"#.as_bytes().to_vec(),
-            422,
-            "invalid_topic",
-        ),
         (
             br#"{"topic": "a", "msg": "x", "qos": 3}"#.to_vec(),
             422,
@@ -179,6 +173,11 @@ async fn every_bad_publish_gets_a_precise_4xx_and_the_app_keeps_serving() {
     }
     let (status, _) = post(&app, r#"{"topic": "still/ok", "msg": "fine"}"#).await;
     assert_eq!(status, 200);
+    // A topic starting with a non-ASCII character used to kill rumqttd 0.20 (vendor/README.md).
+    for _ in 0..2 {
+        let (status, v) = post(&app, r#"{"topic": "Ärger/x", "msg": "x", "qos": 1}"#).await;
+        assert_eq!(status, 200, "{v}");
+    }
 
     // Unknown routes and methods answer JSON too.
     let (status, v) = get(&app, "/nope").await;

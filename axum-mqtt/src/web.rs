@@ -6,7 +6,7 @@
 //!   the broker's acknowledgement and answers `{"code": 0, "mid": N}`; bad input gets a 4xx with
 //!   `{"code": 1, "kind": "...", "error": "..."}` saying what is wrong.
 //! * [`health`]: `GET /healthz`, 200 with the connection state when connected, 503 otherwise.
-//! * [`sse`]: a [`MessageStream`] as Server-Sent Events.
+//! * [`sse`]: a [`MessageStream`](crate::MessageStream) as Server-Sent Events.
 //! * [`shutdown_signal`]: Ctrl-C or SIGTERM, for `axum::serve(..).with_graceful_shutdown(..)`.
 //!
 //! ```no_run
@@ -41,7 +41,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::topic::TopicPattern;
-use crate::{Error, Message, MessageStream, Mqtt, QoS, Status};
+use crate::{Error, Message, Mqtt, QoS, Status};
 
 /// The body of `POST /publish`.
 #[derive(Debug, Clone, Deserialize)]
@@ -201,15 +201,28 @@ impl PublishEndpoint {
         )
     }
 
-    /// Handles one request body: validates, publishes, waits for the ack.
+    /// Handles one request body: validates, publishes, waits for the ack; answers
+    /// `{"code": 0, "mid": N}` or the [`ApiError`].
     pub async fn handle(&self, mqtt: &Mqtt, body: &[u8]) -> Response {
-        match self.try_handle(mqtt, body).await {
+        match self.publish(mqtt, body).await {
             Ok(ack) => Json(json!({"code": 0, "mid": ack.mid})).into_response(),
             Err(e) => e.into_response(),
         }
     }
 
-    async fn try_handle(&self, mqtt: &Mqtt, body: &[u8]) -> Result<crate::Published, ApiError> {
+    /// Validates a request body and publishes it, for other transports (a WebSocket op, a queue)
+    /// that want exactly the HTTP endpoint's rules and errors.
+    ///
+    /// ```no_run
+    /// # async fn demo(mqtt: axum_mqtt::Mqtt) {
+    /// let endpoint = axum_mqtt::web::PublishEndpoint::new();
+    /// match endpoint.publish(&mqtt, br#"{"topic": "a/b", "msg": "hi", "qos": 1}"#).await {
+    ///     Ok(ack) => println!("acknowledged as {}", ack.mid),
+    ///     Err(e) => println!("{}: {}", e.kind, e.message),
+    /// }
+    /// # }
+    /// ```
+    pub async fn publish(&self, mqtt: &Mqtt, body: &[u8]) -> Result<crate::Published, ApiError> {
         let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
             if std::str::from_utf8(body).is_err() {
                 ApiError::bad_request("invalid_utf8", "the body is not UTF-8 text")
@@ -223,6 +236,32 @@ impl PublishEndpoint {
                 "invalid_body",
                 "expected a JSON object like {\"topic\": \"a/b\", \"msg\": \"hello\"}",
             ));
+        }
+        // Which payload field is given, and that it is not null, is judged on the raw object
+        // (serde would read an explicit null as an absent field).
+        let given: Vec<&str> = PAYLOAD_FIELDS
+            .into_iter()
+            .filter(|k| value.get(k).is_some())
+            .collect();
+        let unprocessable =
+            |m: String| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_payload", m);
+        match given.as_slice() {
+            [] => {
+                return Err(unprocessable(
+                    "missing `msg` (or `payload` / `payload_base64`)".into(),
+                ))
+            }
+            [one] if value[one].is_null() => {
+                return Err(unprocessable(format!(
+                    "`{one}` must not be null (send \"\" for an empty payload)"
+                )))
+            }
+            [_] => {}
+            _ => {
+                return Err(unprocessable(
+                    "give only one of `msg`, `payload`, `payload_base64`".into(),
+                ))
+            }
         }
         let req: PublishRequest = serde_json::from_value(value).map_err(|e| {
             ApiError::new(
@@ -274,6 +313,10 @@ impl PublishEndpoint {
     }
 }
 
+/// The fields that carry the payload; exactly one must be given.
+const PAYLOAD_FIELDS: [&str; 3] = ["msg", "payload", "payload_base64"];
+
+/// The payload of a request whose payload field was checked (exactly one, not null).
 fn payload_of(req: &PublishRequest) -> Result<Bytes, ApiError> {
     let text = |v: &serde_json::Value| match v {
         serde_json::Value::String(s) => Bytes::from(s.clone()),
@@ -355,8 +398,13 @@ impl From<&Message> for MessageJson {
     }
 }
 
-/// Turns a [`MessageStream`] into Server-Sent Events (`event: message`, JSON data), with keep-alives.
-pub fn sse(stream: MessageStream) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+/// Turns messages (a [`MessageStream`](crate::MessageStream), or any stream of them, e.g. one ended
+/// by a shutdown signal with `StreamExt::take_until`) into Server-Sent Events (`event: message`,
+/// JSON data), with keep-alives.
+pub fn sse<S>(stream: S) -> Sse<impl Stream<Item = Result<Event, Infallible>>>
+where
+    S: Stream<Item = Message> + Send + 'static,
+{
     let events = stream.map(|m| {
         let data = serde_json::to_string(&MessageJson::from(&m)).unwrap_or_default();
         Ok(Event::default().event("message").data(data))

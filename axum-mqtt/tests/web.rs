@@ -125,6 +125,26 @@ async fn publish_endpoint_acks_and_rejects_bad_input() {
             "invalid_payload",
         ),
         (br#"{"topic": 5, "msg": "x"}"#.to_vec(), 422, "invalid_body"),
+        (
+            br#"{"topic": "a", "msg": null}"#.to_vec(),
+            422,
+            "invalid_payload",
+        ),
+        (
+            br#"{"topic": "a", "msg": "x", "payload": null}"#.to_vec(),
+            422,
+            "invalid_payload",
+        ),
+        (
+            br#"{"topic": "a", "payload_base64": null}"#.to_vec(),
+            422,
+            "invalid_payload",
+        ),
+        (
+            br#"{"topic": "a", "payload_base64": 5}"#.to_vec(),
+            422,
+            "invalid_body",
+        ),
     ];
     for (body, status, kind) in bad {
         let (s, v) = post_raw(&url, body.clone()).await;
