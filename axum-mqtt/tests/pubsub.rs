@@ -226,11 +226,19 @@ async fn non_ascii_topics_keep_the_embedded_broker_alive() {
     let (handler, mut rx) = collector();
     let sub = connected(Mqtt::builder(embedded_config(Protocol::V311)).on_message(handler)).await;
     sub.subscribe("Ä/+", QoS::AtLeastOnce).await.unwrap();
-    sub.subscribe(&format!("{t}/after"), QoS::AtLeastOnce).await.unwrap();
+    sub.subscribe(&format!("{t}/after"), QoS::AtLeastOnce)
+        .await
+        .unwrap();
     let p = connected(Mqtt::builder(embedded_config(Protocol::V311))).await;
-    p.publish("Ä/ü", "grüße").qos(QoS::AtLeastOnce).await.unwrap();
+    p.publish("Ä/ü", "grüße")
+        .qos(QoS::AtLeastOnce)
+        .await
+        .unwrap();
     let m = next(&mut rx).await;
     assert_eq!((m.topic(), m.payload_str()), ("Ä/ü", Some("grüße")));
-    p.publish(format!("{t}/after"), "still alive").qos(QoS::AtLeastOnce).await.unwrap();
+    p.publish(format!("{t}/after"), "still alive")
+        .qos(QoS::AtLeastOnce)
+        .await
+        .unwrap();
     assert_eq!(next(&mut rx).await.payload_str(), Some("still alive"));
 }
