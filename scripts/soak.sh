@@ -48,11 +48,13 @@ free_port() {
 work="$(mktemp -d)"
 pids=()
 cleanup() {
-  for p in "${pids[@]}"; do
-    pkill -P "$p" 2>/dev/null || true
-    kill "$p" 2>/dev/null || true
-  done
-  wait 2>/dev/null || true
+  {
+    for p in "${pids[@]}"; do
+      pkill -P "$p" || true
+      kill "$p" || true
+    done
+    wait || true
+  } 2>/dev/null
   rm -rf "$work"
 }
 trap cleanup EXIT
