@@ -22,7 +22,8 @@ if [ ${#missing[@]} -gt 0 ]; then
     fi
 fi
 
-# Build once in release; the harness starts this same binary for its receivers and servers.
-cargo build --release -q -p axum-mqtt-bench
+# Build once in release; the harness starts this same binary for its receivers and servers, and
+# the app (axum-mqtt-app, next to it) for the WebSocket fan-out.
+cargo build --release -q -p axum-mqtt-bench -p axum-mqtt-app
 target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 exec "$target_dir/release/axum-mqtt-bench" run "$@"

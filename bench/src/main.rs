@@ -5,6 +5,7 @@
 //! time and peak RSS can be read from /proc on its own.
 
 mod broker;
+mod fanout;
 mod http;
 mod kid;
 mod procinfo;

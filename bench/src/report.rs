@@ -355,7 +355,43 @@ is publisher → Mosquitto → receiver's handler. axum-mqtt and bare rumqttc li
             );
         }
     }
-    let _ = writeln!(o, "\n### 4. Fan-out over the app's WebSockets, broker → browser latency\n\nNot yet measured. The app's `/ws` landed while this harness was written; driving it needs a WebSocket client in the harness (e.g. tokio-tungstenite) and the app binary built in release. See RESULTS.md for the plan.");
+    if r.fanout.is_empty() {
+        let _ = writeln!(o, "\n### 4. Fan-out over the app's WebSockets, broker → browser latency\n\nNot measured in this run.");
+    } else {
+        let _ = writeln!(
+            o,
+            "\n### 4. Fan-out over the app's WebSockets, and publish → browser latency\n"
+        );
+        let _ = writeln!(o, "`axum-mqtt-app --no-broker` on the deep-queue Mosquitto; N WebSocket clients (tokio-tungstenite, in the harness process) \
+send `{{\"op\":\"subscribe\"}}` for one topic; the paced publisher sends timestamped QoS 0 messages; a client takes the time out of each \
+`message` frame. With many clients the harness's own clients share the 2 cores with the app, so latency includes their queueing. \
+\"Skipped\" is what the app reported dropping for clients that fell behind (its bounded per-connection queues).\n");
+        let _ = writeln!(o, "| clients | msg/s | frames delivered / expected | skipped by the app | p50 ms | p99 ms | max ms | app CPU s per 100k frames | app peak RSS MiB |");
+        let _ = writeln!(o, "|---|---|---|---|---|---|---|---|---|");
+        let mut keys: Vec<(usize, u32)> = r.fanout.iter().map(|f| (f.clients, f.rate)).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        for (clients, rate) in keys {
+            let fs: Vec<_> = r
+                .fanout
+                .iter()
+                .filter(|f| f.clients == clients && f.rate == rate)
+                .collect();
+            let frames: u64 = fs.iter().map(|f| f.frames).sum();
+            let expected: u64 = fs.iter().map(|f| f.sent * f.clients as u64).sum();
+            let skipped: u64 = fs.iter().map(|f| f.skipped).sum();
+            let _ = writeln!(
+                o,
+                "| {clients} | {rate} | {frames} / {expected} ({}) | {skipped} | {} | {} | {} | {} | {} |",
+                pct(frames as f64 / expected.max(1) as f64),
+                Spread::of(fs.iter().map(|f| f.p50_us as f64)).show(ms),
+                Spread::of(fs.iter().map(|f| f.p99_us as f64)).show(ms),
+                Spread::of(fs.iter().map(|f| f.max_us as f64)).show(ms),
+                Spread::of(fs.iter().filter(|f| f.frames > 0).map(|f| f.app_cpu_s / f.frames as f64 * 100_000.0)).show(|x| format!("{x:.2}")),
+                Spread::of(fs.iter().map(|f| f.app_hwm_kib as f64)).show(mib),
+            );
+        }
+    }
 
     // ---- settings ----
     let _ = writeln!(o, "\n### Settings of this run\n");

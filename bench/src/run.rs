@@ -36,9 +36,15 @@ pub struct RunArgs {
     /// Seconds of the 1k msg/s latency run.
     #[arg(long)]
     pub latency_secs: Option<f64>,
-    /// Sections to run (comma separated): inbound,http,latency,python.
-    #[arg(long, default_value = "inbound,http,latency,python")]
+    /// Sections to run (comma separated): inbound,http,latency,fanout,python.
+    #[arg(long, default_value = "inbound,http,latency,fanout,python")]
     pub only: String,
+    /// WebSocket clients of the app in the fan-out run (default 1000; 100 with --quick).
+    #[arg(long)]
+    pub fanout_clients: Option<usize>,
+    /// The app binary (default: axum-mqtt-app next to this executable).
+    #[arg(long)]
+    pub app_bin: Option<PathBuf>,
     /// Where logs, raw JSON and the virtualenv go.
     #[arg(long, default_value = "bench/out")]
     pub out: PathBuf,
@@ -105,6 +111,7 @@ pub struct Latency {
 
 #[derive(Default, Serialize)]
 pub struct Results {
+    pub fanout: Vec<crate::fanout::Fanout>,
     pub inbound: Vec<Inbound>,
     pub http: Vec<HttpPoint>,
     pub latency: Vec<Latency>,
@@ -280,6 +287,36 @@ pub async fn run(args: RunArgs) -> Result<(), String> {
         }
         res.sections_secs
             .push(("latency".into(), t.elapsed().as_secs_f64()));
+    }
+
+    if sections.contains(&"fanout") {
+        let t = Instant::now();
+        let app_bin = args.app_bin.clone().or_else(|| {
+            std::env::current_exe()
+                .ok()
+                .map(|e| e.with_file_name("axum-mqtt-app"))
+        });
+        match app_bin.filter(|p| p.exists()) {
+            None => res.notes.push(
+                "fan-out skipped: no axum-mqtt-app binary next to the harness (bench/run.sh builds it)".into(),
+            ),
+            Some(app_bin) => {
+                let many = args.fanout_clients.unwrap_or(if quick { 100 } else { 1000 });
+                let fan_secs = if quick { 2.0 } else { 10.0 };
+                for rep in 0..ctx.runs {
+                    for (clients, rate, secs) in [(1usize, 1000u32, ctx.lat_secs), (many, 100, fan_secs)] {
+                        say(format!("fan-out run {}: {clients} WebSocket client(s), {rate} msg/s", rep + 1));
+                        let topic = ctx.topic("fan");
+                        match crate::fanout::run(&app_bin, &deep, &ctx.out, clients, rate, secs, &topic).await {
+                            Ok(f) => res.fanout.push(f),
+                            Err(e) => res.notes.push(format!("fan-out {clients} clients: {e}")),
+                        }
+                    }
+                }
+            }
+        }
+        res.sections_secs
+            .push(("fanout".into(), t.elapsed().as_secs_f64()));
     }
 
     let mut py_versions = None;
