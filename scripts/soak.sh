@@ -12,7 +12,7 @@
 #   SOAK_BROKER    mosquitto (default when installed: the app connects with --no-broker, so only the
 #                  app and the library are measured) or embedded (the app's own rumqttd, counted too)
 #   SOAK_PROFILE   release (default) or debug
-#   SOAK_OUT       CSV file (soak-<date>.csv in the current directory)
+#   SOAK_OUT       CSV file (target/soak-<date>.csv)
 #
 # Load, every second: SOAK_RATE QoS 1 messages on soak/in (mosquitto_pub -l) that the app handles
 # and logs, SOAK_HTTP_RATE POST /publish at QoS 1, and an SSE client on /events that reconnects
@@ -31,7 +31,7 @@ interval="${SOAK_INTERVAL:-10}"
 rate="${SOAK_RATE:-200}"
 http_rate="${SOAK_HTTP_RATE:-5}"
 profile="${SOAK_PROFILE:-release}"
-out="${SOAK_OUT:-soak-$(date +%Y%m%d-%H%M%S).csv}"
+out="${SOAK_OUT:-target/soak-$(date +%Y%m%d-%H%M%S).csv}"
 mosquitto_bin="$(command -v mosquitto || true)"
 [ -z "$mosquitto_bin" ] && [ -x /usr/sbin/mosquitto ] && mosquitto_bin=/usr/sbin/mosquitto
 broker="${SOAK_BROKER:-$([ -n "$mosquitto_bin" ] && echo mosquitto || echo embedded)}"
