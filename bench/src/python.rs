@@ -70,7 +70,7 @@ pub struct Flask {
 
 impl Flask {
     /// Starts the app and waits until its MQTT client is connected and subscribed; tries twice
-    /// (a first start right after the virtualenv was made was once seen to never call on_connect).
+    /// (Flask-MQTT under gunicorn sometimes never calls on_connect).
     pub async fn start(
         venv: &Path,
         python_dir: &Path,
@@ -126,8 +126,8 @@ impl Flask {
         };
         let deadline = Instant::now() + wait;
         // Wait for the app's own "Connected successfully" (printed by its on_connect) before the
-        // first HTTP request: HTTP requests that reach a starting Flask-MQTT app under gunicorn
-        // were seen to keep its on_connect from running for 10+ s (see RESULTS.md).
+        // first HTTP request: a starting Flask-MQTT app under gunicorn sometimes never runs
+        // on_connect, far more often when requests reach it early (see RESULTS.md).
         let connected_lines = |s: &str| s.matches("Connected successfully").count();
         while connected_lines(&std::fs::read_to_string(log).unwrap_or_default()) <= seen_before {
             if Instant::now() > deadline {
