@@ -130,24 +130,9 @@ fn cfg() -> ProptestConfig {
     }
 }
 
-/// `$share/<group>/…` with an empty group, or a wildcard or NUL in it.
-fn bad_share_group(f: &str) -> bool {
-    let (group, inner) = split_share(f);
-    group.is_some_and(|g| !inner.is_empty() && (g.is_empty() || g.contains(['+', '#', '\0'])))
-}
-
-/// `$share/<group>/<filter>` whose own filter starts with the level `$share`.
-fn share_of_share(f: &str) -> bool {
-    let (g, inner) = split_share(f);
-    g.is_some() && (inner == "$share" || inner.starts_with("$share/"))
-}
-
-/// Library bug found by `matcher_agrees_with_the_reference`: `TopicPattern::parse` strips
-/// `$share/<group>/` and then checks what is left with `validate_filter`, which reads a leading
-/// `$share` level as a second share prefix. `validate_filter` accepts `$share/g/$share` (the topic
-/// `$share`, shared in group g) but `TopicPattern::parse`, `matches` and `Router::route` reject it.
+/// Regression (found by `matcher_agrees_with_the_reference`): `TopicPattern::parse` stripped
+/// `$share/<group>/` and then read a leading `$share` level of the rest as a second share prefix.
 #[test]
-#[ignore = "library bug in src/topic.rs: TopicPattern::parse re-validates the inner filter of a $share filter as a whole filter"]
 fn share_of_a_share_topic_is_consistent() {
     for (f, t) in [
         ("$share/g/$share", "$share"),
@@ -162,11 +147,9 @@ fn share_of_a_share_topic_is_consistent() {
     }
 }
 
-/// Library bug found by `matcher_agrees_with_the_reference`: `TopicPattern::parse` (and so
-/// `matches` and `Router::route`) validates only the filter after `$share/<group>/`, not the group,
-/// so filters that `validate_filter` rejects are parsed and matched.
+/// Regression (found by `matcher_agrees_with_the_reference`): `TopicPattern::parse` (and so
+/// `matches` and `Router::route`) did not validate the `$share` group.
 #[test]
-#[ignore = "library bug in src/topic.rs: TopicPattern::parse does not validate the $share group"]
 fn share_group_is_validated_by_the_matcher() {
     for f in [
         "$share//+",
@@ -195,10 +178,6 @@ proptest! {
     fn matcher_agrees_with_the_reference(f in filter(), t in topic()) {
         prop_assert_eq!(validate_filter(&f).is_ok(), ref_valid_filter(&f), "validate_filter({:?})", f);
         prop_assert_eq!(validate_topic(&t).is_ok(), ref_valid_topic(&t), "validate_topic({:?})", t);
-        if bad_share_group(&f) || share_of_share(&f) {
-            // Known library bugs, see the ignored tests below.
-            return Ok(());
-        }
         if ref_valid_topic(&t) {
             prop_assert_eq!(matches(&f, &t), ref_matches(&f, &t), "matches({:?}, {:?})", f, t);
         }

@@ -405,6 +405,9 @@ impl Connection {
                 self.short_lived = 0;
                 self.attempts = 0;
             }
+        } else {
+            // The broker could not be reached at all: it is restarting or down, not taken over.
+            self.short_lived = 0;
         }
         self.attempts = self.attempts.saturating_add(1);
         let attempts = self.attempts;

@@ -73,6 +73,18 @@ impl MqttRequest {
         }
     }
 
+    /// A request with named segments, as the router builds it (for testing extractors like `Params`).
+    ///
+    /// ```
+    /// use axum_mqtt::{Message, router::MqttRequest, extract::{FromMessage, Params}};
+    /// let req = MqttRequest::with_params(Message::new("devices/7", ""), vec![("id".into(), "7".into())]);
+    /// let Params(id) = Params::<u32>::from_message(&req, &()).unwrap();
+    /// assert_eq!(id, 7);
+    /// ```
+    pub fn with_params(message: Message, params: Vec<(Arc<str>, String)>) -> Self {
+        Self::with(message, params, None)
+    }
+
     pub(crate) fn with(message: Message, params: Captures, client: Option<Mqtt>) -> Self {
         MqttRequest {
             message,

@@ -83,28 +83,39 @@ pub fn validate_filter(filter: &str) -> Result<(), Error> {
     if filter.contains('\0') {
         return Err(bad("a filter must not contain NUL"));
     }
-    let (group, inner) = split_share(filter);
-    if let Some(group) = group {
-        if group.is_empty() || group.contains(['+', '#']) {
-            return Err(bad(
-                "a $share group name must not be empty or contain wildcards",
-            ));
+    let inner = share_inner(filter).map_err(bad)?;
+    check_levels(inner).map_err(bad)
+}
+
+/// The filter inside `$share/<group>/<filter>` (or the filter itself), after checking the group.
+fn share_inner(filter: &str) -> Result<&str, &'static str> {
+    match split_share(filter) {
+        (Some(group), inner) => {
+            if group.is_empty() || group.contains(['+', '#']) {
+                return Err("a $share group name must not be empty or contain wildcards");
+            }
+            if inner.is_empty() {
+                return Err("a $share filter needs a filter after the group");
+            }
+            Ok(inner)
         }
-        if inner.is_empty() {
-            return Err(bad("a $share filter needs a filter after the group"));
+        (None, _) if filter.starts_with("$share/") || filter == "$share" => {
+            Err("a $share filter needs a group and a filter: $share/<group>/<filter>")
         }
-    } else if filter.starts_with("$share/") || filter == "$share" {
-        return Err(bad(
-            "a $share filter needs a group and a filter: $share/<group>/<filter>",
-        ));
+        (None, inner) => Ok(inner),
     }
+}
+
+/// Checks the levels of a filter (without `$share/<group>/`): `#` only as the whole last level,
+/// `+` only as a whole level.
+fn check_levels(inner: &str) -> Result<(), &'static str> {
     let levels: Vec<&str> = inner.split('/').collect();
     for (i, level) in levels.iter().enumerate() {
         if level.contains('#') && (*level != "#" || i + 1 != levels.len()) {
-            return Err(bad("`#` must be the whole last level"));
+            return Err("`#` must be the whole last level");
         }
         if level.contains('+') && *level != "+" {
-            return Err(bad("`+` must be a whole level"));
+            return Err("`+` must be a whole level");
         }
     }
     Ok(())
@@ -167,10 +178,16 @@ impl TopicPattern {
             filter: pattern.to_string(),
             reason,
         };
-        let (_, inner) = split_share(pattern);
-        if inner.is_empty() {
+        if pattern.is_empty() {
             return Err(bad("a filter must not be empty"));
         }
+        if pattern.len() > MAX_LEN {
+            return Err(bad("a filter must be at most 65535 bytes"));
+        }
+        if pattern.contains('\0') {
+            return Err(bad("a filter must not contain NUL"));
+        }
+        let inner = share_inner(pattern).map_err(bad)?;
         let levels: Vec<&str> = inner.split('/').collect();
         let mut segments = Vec::with_capacity(levels.len());
         for (i, level) in levels.iter().enumerate() {
@@ -208,7 +225,7 @@ impl TopicPattern {
             })
             .collect::<Vec<_>>()
             .join("/");
-        validate_filter(&filter).map_err(|_| bad("not a valid MQTT filter"))?;
+        check_levels(&filter).map_err(bad)?;
         Ok(TopicPattern {
             source: pattern.to_string(),
             filter,
@@ -240,38 +257,37 @@ impl TopicPattern {
         if topic.starts_with('$') && !matches!(self.segments.first(), Some(Segment::Literal(_))) {
             return None;
         }
-        let mut captures = Vec::new();
+        // Captures are borrowed while matching and copied only once the whole pattern matched.
+        let mut captures: Vec<(&Arc<str>, &str)> = Vec::new();
         let mut rest = Some(topic);
         for seg in &self.segments {
-            match seg {
-                Segment::Rest(name) => {
-                    // `a/#` also matches `a` (rest is None then).
-                    if let Some(name) = name {
-                        captures.push((name.clone(), rest.unwrap_or("").to_string()));
-                    }
-                    return Some(captures);
+            if let Segment::Rest(name) = seg {
+                // `a/#` also matches `a` (rest is None then).
+                if let Some(name) = name {
+                    captures.push((name, rest.unwrap_or("")));
                 }
-                _ => {
-                    let cur = rest?;
-                    let (level, next) = match cur.split_once('/') {
-                        Some((l, n)) => (l, Some(n)),
-                        None => (cur, None),
-                    };
-                    match seg {
-                        Segment::Literal(l) if **l == *level => {}
-                        Segment::Literal(_) => return None,
-                        Segment::One(name) => {
-                            if let Some(name) = name {
-                                captures.push((name.clone(), level.to_string()));
-                            }
-                        }
-                        Segment::Rest(_) => unreachable!("handled above"),
-                    }
-                    rest = next;
-                }
+                rest = None;
+                break;
             }
+            let cur = rest?;
+            let (level, next) = match cur.split_once('/') {
+                Some((l, n)) => (l, Some(n)),
+                None => (cur, None),
+            };
+            match seg {
+                Segment::Literal(l) if **l == *level => {}
+                Segment::One(Some(name)) => captures.push((name, level)),
+                Segment::One(None) => {}
+                _ => return None,
+            }
+            rest = next;
         }
-        rest.is_none().then_some(captures)
+        rest.is_none().then(|| {
+            captures
+                .into_iter()
+                .map(|(n, v)| (n.clone(), v.to_string()))
+                .collect()
+        })
     }
 }
 
