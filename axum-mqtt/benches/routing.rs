@@ -1,15 +1,16 @@
 //! Micro-benchmarks of the per-message work of the dispatcher: topic matching and extraction.
 //!
 //! `cargo bench -p axum-mqtt --bench routing` (figures are ns per message; results in
-//! bench/RESULTS.md). The dispatcher (src/client/dispatch.rs) checks every route's pattern in
-//! order for every message, so "match" below scans a `Vec<TopicPattern>` the same way: its cost
-//! is the cost of one message reaching its handler(s) through N routes.
+//! bench/RESULTS.md). The dispatcher (src/client/dispatch.rs) finds a message's routes in a topic
+//! trie (`FilterIndex`) and then runs each hit's pattern to capture its named segments: "match"
+//! below does exactly that, and "scan" tries every pattern in order (what it did before the trie),
+//! for comparison.
 use std::collections::HashMap;
 use std::time::Duration;
 
 use axum_mqtt::extract::{FromMessage, Json, Params, Payload, Text};
 use axum_mqtt::router::{Handler, MqttRequest};
-use axum_mqtt::topic::TopicPattern;
+use axum_mqtt::topic::{FilterIndex, TopicPattern};
 use axum_mqtt::Message;
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use futures_util::FutureExt;
@@ -35,9 +36,34 @@ fn shared_prefix_routes(n: usize) -> Vec<TopicPattern> {
         .collect()
 }
 
-/// What the dispatcher does per message: every pattern is tried; all matches are kept.
-fn dispatch(routes: &[TopicPattern], topic: &str) -> usize {
+/// Every pattern tried in order (the dispatcher before the topic trie).
+fn scan(routes: &[TopicPattern], topic: &str) -> usize {
     routes.iter().filter_map(|p| p.matches(topic)).count()
+}
+
+/// Routes with their trie, as the dispatcher holds them.
+struct Table {
+    routes: Vec<TopicPattern>,
+    index: FilterIndex,
+}
+
+impl Table {
+    fn new(routes: Vec<TopicPattern>) -> Self {
+        let mut index = FilterIndex::new();
+        for (i, p) in routes.iter().enumerate() {
+            index.insert(p.filter(), i);
+        }
+        Table { routes, index }
+    }
+}
+
+/// What the dispatcher does per message: trie lookup, then captures for each hit.
+fn dispatch(t: &Table, topic: &str, hits: &mut Vec<usize>) -> usize {
+    hits.clear();
+    t.index.matching(topic, hits);
+    hits.iter()
+        .filter_map(|&i| t.routes[i].matches(topic))
+        .count()
 }
 
 fn matcher(c: &mut Criterion) {
@@ -50,27 +76,34 @@ fn matcher(c: &mut Criterion) {
         }
         // ns per message; criterion's throughput line gives patterns per second.
         g.throughput(Throughput::Elements(n as u64));
-        let routes = distinct_routes(n);
+        let mut hits = Vec::new();
+        let routes = Table::new(distinct_routes(n));
         let last = (n - 1) / 4 * 4; // the last `site<i>/sensors/{device}/temperature` route
         let hit = format!("site{last}/sensors/kitchen/temperature");
-        assert_eq!(dispatch(&routes, &hit), 1);
+        assert_eq!(dispatch(&routes, &hit, &mut hits), 1);
+        assert_eq!(scan(&routes.routes, &hit), 1);
         g.bench_with_input(
             BenchmarkId::new("distinct prefixes, one hit", n),
             &n,
-            |b, _| b.iter(|| dispatch(black_box(&routes), black_box(&hit))),
+            |b, _| b.iter(|| dispatch(black_box(&routes), black_box(&hit), &mut hits)),
         );
         g.bench_with_input(
             BenchmarkId::new("distinct prefixes, no hit", n),
             &n,
-            |b, _| b.iter(|| dispatch(black_box(&routes), black_box("elsewhere/a/b"))),
+            |b, _| b.iter(|| dispatch(black_box(&routes), black_box("elsewhere/a/b"), &mut hits)),
         );
-        let shared = shared_prefix_routes(n);
+        g.bench_with_input(
+            BenchmarkId::new("scan: distinct prefixes, one hit", n),
+            &n,
+            |b, _| b.iter(|| scan(black_box(&routes.routes), black_box(&hit))),
+        );
+        let shared = Table::new(shared_prefix_routes(n));
         let hit = format!("sensors/kitchen/metric{}", n - 1);
-        assert_eq!(dispatch(&shared, &hit), 1);
+        assert_eq!(dispatch(&shared, &hit, &mut hits), 1);
         g.bench_with_input(
             BenchmarkId::new("shared prefix with {device}, one hit", n),
             &n,
-            |b, _| b.iter(|| dispatch(black_box(&shared), black_box(&hit))),
+            |b, _| b.iter(|| dispatch(black_box(&shared), black_box(&hit), &mut hits)),
         );
     }
     g.finish();
@@ -102,10 +135,15 @@ fn extractors(c: &mut Criterion) {
     g.bench_function("Json<serde_json::Value>", |b| {
         b.iter(|| <Json<serde_json::Value>>::from_message(black_box(&req), &()).is_ok())
     });
-    // `MqttRequest::new` carries no captured segments (the constructor with params is crate
-    // private), so this measures Params' fixed cost on an empty capture list.
     g.bench_function("Params<HashMap> (no captures)", |b| {
         b.iter(|| <Params<HashMap<String, String>>>::from_message(black_box(&req), &()).is_ok())
+    });
+    let with_device = MqttRequest::with_params(
+        Message::new("sensors/kitchen/temperature", json),
+        vec![("device".into(), "kitchen".into())],
+    );
+    g.bench_function("Params<String> (one capture)", |b| {
+        b.iter(|| <Params<String>>::from_message(black_box(&with_device), &()).is_ok())
     });
     // A whole handler call as a lane makes it: extraction, the boxed future, the async fn body.
     let handler = |Json(r): Json<Reading>| async move {
