@@ -245,8 +245,12 @@ impl Default for MqttConfig {
     }
 }
 
-/// Every key this module reads (without prefix).
-const KEYS: &[&str] = &[
+/// Every key [`MqttConfig::from_pairs`] reads, without the prefix (`MQTT_` + key).
+///
+/// ```
+/// assert!(axum_mqtt::config::KEYS.contains(&"BROKER_URL"));
+/// ```
+pub const KEYS: &[&str] = &[
     "CLIENT_ID",
     "BROKER_URL",
     "BROKER_PORT",

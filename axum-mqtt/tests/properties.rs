@@ -246,39 +246,12 @@ proptest! {
 // ---------------------------------------------------------------------------------------------
 // Configuration.
 
-const KEYS: &[&str] = &[
-    "CLIENT_ID",
-    "BROKER_URL",
-    "BROKER_PORT",
-    "USERNAME",
-    "PASSWORD",
-    "KEEPALIVE",
-    "CLEAN_SESSION",
-    "TLS_ENABLED",
-    "TLS_CA_CERTS",
-    "TLS_CERTFILE",
-    "TLS_KEYFILE",
-    "TLS_INSECURE",
-    "TLS_VERSION",
-    "LAST_WILL_TOPIC",
-    "LAST_WILL_MESSAGE",
-    "LAST_WILL_QOS",
-    "LAST_WILL_RETAIN",
-    "TRANSPORT",
-    "WS_PATH",
-    "PROTOCOL",
-    "SHARED_GROUP",
-    "MAX_INFLIGHT",
-    "MAX_PENDING",
-    "MAX_PACKET_SIZE",
-    "RECONNECT_MIN_MS",
-    "RECONNECT_MAX_MS",
-    "HANDLER_CONCURRENCY",
-    "HANDLER_QUEUE",
-    "REFRESH_TIME",
-    "UNKNOWN",
-    "",
-];
+/// Every key the config reads, plus an unknown one and an empty one.
+fn keys() -> Vec<&'static str> {
+    let mut k = axum_mqtt::config::KEYS.to_vec();
+    k.extend(["UNKNOWN", ""]);
+    k
+}
 
 const VALUES: &[&str] = &[
     "",
@@ -330,8 +303,8 @@ const VALUES: &[&str] = &[
 
 fn pairs() -> impl Strategy<Value = Vec<(String, String)>> {
     let key = prop_oneof![
-        4 => prop::sample::select(KEYS).prop_map(|k| format!("MQTT_{k}")),
-        1 => prop::sample::select(KEYS).prop_map(|k| format!("MQTT2_{k}")),
+        4 => prop::sample::select(keys()).prop_map(|k| format!("MQTT_{k}")),
+        1 => prop::sample::select(keys()).prop_map(|k| format!("MQTT2_{k}")),
         1 => any::<String>(),
     ];
     let value = prop_oneof![
@@ -351,7 +324,7 @@ proptest! {
             Ok(cfg) => prop_assert!(cfg.validate().is_ok(), "accepted an invalid config: {:?}", cfg),
             Err(e) => {
                 prop_assert!(e.key.starts_with("MQTT_"), "error without an MQTT_ key: {:?}", e);
-                let known = KEYS[..KEYS.len() - 2].iter().any(|k| e.key == format!("MQTT_{k}"));
+                let known = axum_mqtt::config::KEYS.iter().any(|k| e.key == format!("MQTT_{k}"));
                 prop_assert!(known, "error names an unknown key: {:?}", e);
                 prop_assert!(e.to_string().starts_with(&e.key));
                 if e.key == "MQTT_PASSWORD" {
