@@ -276,6 +276,13 @@ impl Mqtt {
     ///
     /// The subscription is remembered and restored after reconnects until [`unsubscribe`](Self::unsubscribe).
     /// A refusal by the broker is [`Error::Refused`] (and nothing is remembered).
+    ///
+    /// ```no_run
+    /// # async fn demo(mqtt: axum_mqtt::Mqtt) -> Result<(), axum_mqtt::Error> {
+    /// let granted = mqtt.subscribe("sensors/+/temperature", axum_mqtt::QoS::AtLeastOnce).await?;
+    /// assert!(granted <= axum_mqtt::QoS::AtLeastOnce);
+    /// # Ok(()) }
+    /// ```
     pub async fn subscribe(&self, filter: &str, qos: QoS) -> Result<QoS, Error> {
         validate_filter(filter)?;
         Shared::lock(&self.shared().registry).add(filter, Holder::Explicit, qos);
@@ -296,6 +303,12 @@ impl Mqtt {
 
     /// Unsubscribes a filter made with [`subscribe`](Self::subscribe). When a route or a live stream
     /// still uses the same filter, the broker subscription stays for them.
+    ///
+    /// ```no_run
+    /// # async fn demo(mqtt: axum_mqtt::Mqtt) -> Result<(), axum_mqtt::Error> {
+    /// mqtt.unsubscribe("sensors/+/temperature").await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn unsubscribe(&self, filter: &str) -> Result<(), Error> {
         validate_filter(filter)?;
         let gone = Shared::lock(&self.shared().registry).remove(filter, Holder::Explicit);
@@ -306,6 +319,13 @@ impl Mqtt {
     }
 
     /// Unsubscribes everything made with [`subscribe`](Self::subscribe) (routes and streams stay).
+    ///
+    /// ```no_run
+    /// # async fn demo(mqtt: axum_mqtt::Mqtt) -> Result<(), axum_mqtt::Error> {
+    /// mqtt.unsubscribe_all().await?;
+    /// // subscriptions() still lists the filters held by routes and live streams
+    /// # Ok(()) }
+    /// ```
     pub async fn unsubscribe_all(&self) -> Result<(), Error> {
         let filters = Shared::lock(&self.shared().registry).explicit();
         for f in filters {
@@ -315,6 +335,14 @@ impl Mqtt {
     }
 
     /// Every subscription in force (routes, `subscribe` calls and streams) with its QoS.
+    ///
+    /// ```no_run
+    /// # async fn demo(mqtt: axum_mqtt::Mqtt) -> Result<(), axum_mqtt::Error> {
+    /// for (filter, qos) in mqtt.subscriptions() {
+    ///     println!("{filter} at {qos:?}");
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub fn subscriptions(&self) -> Vec<(String, QoS)> {
         Shared::lock(&self.shared().registry).all()
     }
@@ -358,11 +386,27 @@ impl Mqtt {
     }
 
     /// The current connection state.
+    ///
+    /// ```no_run
+    /// # async fn demo(mqtt: axum_mqtt::Mqtt) -> Result<(), axum_mqtt::Error> {
+    /// let s = mqtt.state();
+    /// println!("{:?} after {} connects, last error {:?}", s.status, s.connects, s.last_error);
+    /// # Ok(()) }
+    /// ```
     pub fn state(&self) -> ConnectionState {
         self.shared().state.borrow().clone()
     }
 
     /// Waits until connected, or until `timeout` passes (returns the state either way).
+    ///
+    /// ```no_run
+    /// # async fn demo(mqtt: axum_mqtt::Mqtt) -> Result<(), axum_mqtt::Error> {
+    /// let s = mqtt.wait_connected(std::time::Duration::from_secs(5)).await;
+    /// if s.status != axum_mqtt::Status::Connected {
+    ///     eprintln!("still not connected: {:?}", s.last_error);
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn wait_connected(&self, timeout: Duration) -> ConnectionState {
         let mut rx = self.shared().state.subscribe();
         let _ = tokio::time::timeout(
@@ -374,11 +418,27 @@ impl Mqtt {
     }
 
     /// A receiver of connection state changes (e.g. for a live indicator).
+    ///
+    /// ```no_run
+    /// # async fn demo(mqtt: axum_mqtt::Mqtt) -> Result<(), axum_mqtt::Error> {
+    /// let mut rx = mqtt.watch_state();
+    /// while rx.changed().await.is_ok() {
+    ///     println!("now {:?}", rx.borrow().status);
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub fn watch_state(&self) -> watch::Receiver<ConnectionState> {
         self.shared().state.subscribe()
     }
 
     /// Counters since start.
+    ///
+    /// ```no_run
+    /// # async fn demo(mqtt: axum_mqtt::Mqtt) -> Result<(), axum_mqtt::Error> {
+    /// let s = mqtt.stats();
+    /// println!("{} received, {} handled", s.received, s.handled);
+    /// # Ok(()) }
+    /// ```
     pub fn stats(&self) -> Stats {
         let c = &self.shared().counters;
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
@@ -395,6 +455,14 @@ impl Mqtt {
     }
 
     /// The protocol version in use.
+    ///
+    /// ```no_run
+    /// # async fn demo(mqtt: axum_mqtt::Mqtt) -> Result<(), axum_mqtt::Error> {
+    /// if mqtt.protocol() == axum_mqtt::Protocol::V5 {
+    ///     // MQTT 5 properties and `request()` are available
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub fn protocol(&self) -> Protocol {
         self.shared().config.protocol
     }
@@ -402,6 +470,13 @@ impl Mqtt {
     /// Shuts down gracefully: waits (up to `deadline`) for in-flight publishes to be acknowledged,
     /// sends DISCONNECT (so the broker does not publish the will) and stops the connection task.
     /// Requests still waiting then fail with [`Error::Closed`]. Idempotent.
+    ///
+    /// ```no_run
+    /// # async fn demo(mqtt: axum_mqtt::Mqtt) -> Result<(), axum_mqtt::Error> {
+    /// mqtt.shutdown(std::time::Duration::from_secs(5)).await;
+    /// assert_eq!(mqtt.state().status, axum_mqtt::Status::Stopped);
+    /// # Ok(()) }
+    /// ```
     pub async fn shutdown(&self, deadline: Duration) {
         let shared = &self.inner.shared;
         shared.stop.send_if_modified(|s| {
