@@ -5,60 +5,10 @@
 use axum_mqtt::topic::{matches, split_share, validate_filter, validate_topic, TopicPattern};
 use libfuzzer_sys::fuzz_target;
 
-fn ref_valid_filter(f: &str) -> bool {
-    if f.is_empty() || f.len() > 65_535 || f.contains('\0') || f == "$share" {
-        return false;
-    }
-    let inner = match f.strip_prefix("$share/") {
-        Some(rest) => match rest.split_once('/') {
-            Some((name, inner))
-                if !name.is_empty() && !name.contains(['+', '#']) && !inner.is_empty() =>
-            {
-                inner
-            }
-            _ => return false,
-        },
-        None => f,
-    };
-    let levels: Vec<&str> = inner.split('/').collect();
-    levels.iter().enumerate().all(|(i, l)| {
-        (!l.contains('#') || (*l == "#" && i + 1 == levels.len()))
-            && (!l.contains('+') || *l == "+")
-    })
-}
-
-fn ref_valid_topic(t: &str) -> bool {
-    !t.is_empty() && t.len() <= 65_535 && !t.contains(['\0', '+', '#'])
-}
-
-fn ref_inner(f: &str) -> &str {
-    match f.strip_prefix("$share/") {
-        Some(rest) => rest.split_once('/').map_or("", |(_, inner)| inner),
-        None => f,
-    }
-}
-
-fn ref_levels(f: &[&str], t: &[&str]) -> bool {
-    match (f.split_first(), t.split_first()) {
-        (Some((&"#", _)), _) => true,
-        (Some((&"+", fr)), Some((_, tr))) => ref_levels(fr, tr),
-        (Some((fl, fr)), Some((tl, tr))) => fl == tl && ref_levels(fr, tr),
-        (None, None) => true,
-        _ => false,
-    }
-}
-
-fn ref_matches(filter: &str, topic: &str) -> bool {
-    if !ref_valid_filter(filter) {
-        return false;
-    }
-    let f: Vec<&str> = ref_inner(filter).split('/').collect();
-    let t: Vec<&str> = topic.split('/').collect();
-    if topic.starts_with('$') && (f[0] == "+" || f[0] == "#") {
-        return false;
-    }
-    ref_levels(&f, &t)
-}
+// The same reference as the property tests (one copy: tests/reference/mod.rs).
+#[path = "../../tests/reference/mod.rs"]
+mod reference;
+use reference::{ref_matches, ref_valid_filter, ref_valid_topic};
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
