@@ -13,7 +13,7 @@
 //!   everything replayed as it was. The ack book is reordered to match, request for request.
 //! * Between attempts it waits with capped exponential backoff and jitter.
 
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
@@ -22,16 +22,11 @@ use super::book::SubWaiter;
 use super::dispatch::Dispatcher;
 use super::events::{Connack, Disconnected, Event, Published, Status, Subscribed, Unsubscribed};
 use super::link::{Link, LinkError, NetEvent, Req, ReqKind};
-use super::{Counters, Inner, Shared, Stop};
+use super::{Counters, Shared, Stop};
 use crate::message::QoS;
 use crate::Error;
 
-pub(crate) async fn run(
-    shared: Arc<Shared>,
-    _client: Weak<Inner>,
-    link: Link,
-    dispatcher: Dispatcher,
-) {
+pub(crate) async fn run(shared: Arc<Shared>, link: Link, dispatcher: Dispatcher) {
     let stop = shared.stop.subscribe();
     let mut conn = Connection {
         shared,

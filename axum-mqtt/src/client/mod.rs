@@ -827,9 +827,9 @@ impl MqttBuilder {
             claim: claim.clone(),
         });
         let weak = Arc::downgrade(&inner);
-        let dispatcher = dispatch::spawn(shared.clone(), weak.clone(), table, callbacks);
+        let dispatcher = dispatch::spawn(shared.clone(), weak, table, callbacks);
         tokio::spawn(async move {
-            connection::run(shared, weak, link, dispatcher).await;
+            connection::run(shared, link, dispatcher).await;
             claim.release();
         });
         tracing::info!(client_id = %client_id, "MQTT client started");
