@@ -2,9 +2,10 @@
 //! reads the library's `MQTT_*` keys.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use axum_mqtt::topic::validate_filter;
-use axum_mqtt::{MqttConfig, Protocol, Transport};
+use axum_mqtt::{MqttConfig, Transport};
 use clap::error::ErrorKind;
 use clap::{CommandFactory, Parser};
 
@@ -14,9 +15,10 @@ MQTT client settings come from the axum-mqtt library's MQTT_* environment variab
 MQTT_PROTOCOL, MQTT_TLS_*, MQTT_RECONNECT_MIN_MS, MQTT_RECONNECT_MAX_MS, ...). When MQTT_BROKER_URL
 is set, no embedded broker starts and the app connects there.
 
-The embedded broker (rumqttd) serves one protocol version per port: MQTT 3.1.1 on --broker-listen,
-MQTT 5 on --broker-v5-listen, MQTT 3.1.1 over WebSocket on --broker-ws-listen. Give `off` to close
-the MQTT 5 or WebSocket listener.
+The embedded broker (rmqtt) serves MQTT 3.1.1 and 5 on one port, --broker-listen, and both over
+WebSocket on --broker-ws (path /mqtt; `off` closes it). --broker-tls with --broker-tls-cert and
+--broker-tls-key adds an MQTT over TLS (mqtts) listener. Port 0 picks a free port; the banner shows
+the ports in use.
 
 Examples:
   axum-mqtt-app
@@ -36,7 +38,7 @@ pub struct Cli {
     )]
     pub http: SocketAddr,
 
-    /// Embedded broker: MQTT 3.1.1 listener.
+    /// Embedded broker: MQTT listener, 3.1.1 and 5 on one port.
     #[arg(
         long = "broker-listen",
         env = "APP_BROKER_ADDR",
@@ -46,25 +48,43 @@ pub struct Cli {
     )]
     pub broker_listen: SocketAddr,
 
-    /// Embedded broker: MQTT 5 listener (`off` to disable).
+    /// Embedded broker: MQTT over WebSocket listener, 3.1.1 and 5, path /mqtt (`off` to disable).
     #[arg(
-        long = "broker-v5-listen",
-        env = "APP_BROKER_V5_ADDR",
-        value_name = "ADDR",
-        default_value = "127.0.0.1:1884",
-        value_parser = parse_optional_listen
-    )]
-    pub broker_v5_listen: OptionalAddr,
-
-    /// Embedded broker: MQTT-over-WebSocket listener (`off` to disable).
-    #[arg(
-        long = "broker-ws-listen",
+        long = "broker-ws",
+        visible_alias = "broker-ws-listen",
         env = "APP_BROKER_WS_ADDR",
         value_name = "ADDR",
         default_value = "127.0.0.1:8083",
         value_parser = parse_optional_listen
     )]
-    pub broker_ws_listen: OptionalAddr,
+    pub broker_ws: OptionalAddr,
+
+    /// Embedded broker: MQTT over TLS (mqtts) listener; needs --broker-tls-cert and --broker-tls-key.
+    #[arg(long = "broker-tls", env = "APP_BROKER_TLS_ADDR", value_name = "ADDR",
+          value_parser = parse_listen, requires_all = ["broker_tls_cert", "broker_tls_key"])]
+    pub broker_tls: Option<SocketAddr>,
+
+    /// Server certificate chain (PEM) of the --broker-tls listener.
+    #[arg(
+        long = "broker-tls-cert",
+        env = "APP_BROKER_TLS_CERT",
+        value_name = "FILE",
+        requires = "broker_tls"
+    )]
+    pub broker_tls_cert: Option<PathBuf>,
+
+    /// Server private key (PEM) of the --broker-tls listener.
+    #[arg(
+        long = "broker-tls-key",
+        env = "APP_BROKER_TLS_KEY",
+        value_name = "FILE",
+        requires = "broker_tls"
+    )]
+    pub broker_tls_key: Option<PathBuf>,
+
+    /// Gone: the embedded broker serves MQTT 5 on --broker-listen.
+    #[arg(long = "broker-v5-listen", hide = true, value_name = "ADDR")]
+    pub broker_v5_listen: Option<String>,
 
     /// Do not start the embedded broker (connect to MQTT_BROKER_URL instead).
     #[arg(
@@ -138,9 +158,6 @@ fn parse_listen(s: &str) -> Result<SocketAddr, String> {
         .trim()
         .parse()
         .map_err(|_| format!("expected IP:PORT like 127.0.0.1:1883, got {s:?}"))?;
-    if addr.port() == 0 {
-        return Err("the embedded broker needs a fixed port (not 0)".into());
-    }
     Ok(addr)
 }
 
@@ -164,7 +181,8 @@ fn parse_filter(s: &str) -> Result<String, String> {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub http: SocketAddr,
-    /// `None` with `--no-broker` or `MQTT_BROKER_URL`.
+    /// `None` with `--no-broker` or `MQTT_BROKER_URL`. The client's address is set once the
+    /// broker has bound its ports (see [`Settings::connect_to_embedded`]).
     pub broker: Option<axum_mqtt_broker::BrokerConfig>,
     pub mqtt: MqttConfig,
     pub subscribe: Vec<String>,
@@ -180,27 +198,40 @@ impl Cli {
     /// Checks what clap cannot check alone and reads `MQTT_*`; errors exit with code 2 like clap's.
     pub fn into_settings(self) -> Result<Settings, clap::Error> {
         let bad = |msg: String| Cli::command().error(ErrorKind::ValueValidation, msg);
-        let mut mqtt =
-            MqttConfig::from_env().map_err(|e| bad(format!("invalid MQTT setting {e}")))?;
+        let v5_gone = self.broker_v5_listen.is_some()
+            || std::env::var_os("APP_BROKER_V5_ADDR").is_some_and(|v| !v.is_empty());
+        if v5_gone {
+            return Err(Cli::command().error(
+                ErrorKind::ArgumentConflict,
+                "--broker-v5-listen / APP_BROKER_V5_ADDR are gone: the embedded broker serves \
+                 MQTT 3.1.1 and 5 on one port, --broker-listen (default 127.0.0.1:1883)",
+            ));
+        }
+        let mqtt = MqttConfig::from_env().map_err(|e| bad(format!("invalid MQTT setting {e}")))?;
         let url_set = std::env::var_os("MQTT_BROKER_URL").is_some_and(|v| !v.is_empty());
         let max_payload = self.max_payload as usize;
         let broker = if self.no_broker || url_set {
             None
         } else {
+            let packet = (max_payload + 64 * 1024).max(1 << 20) as u32;
             let mut b = axum_mqtt_broker::BrokerConfig::new(self.broker_listen)
-                .with_max_payload_size((max_payload + 64 * 1024).max(1 << 20));
-            b.v5 = self.broker_v5_listen.0;
-            b.ws = self.broker_ws_listen.0;
-            let mut seen = vec![b.v4];
-            for a in [b.v5, b.ws].into_iter().flatten() {
-                if seen.contains(&a) {
+                .with_max_packet_size(packet);
+            b.ws = self.broker_ws.0;
+            if let (Some(addr), Some(cert), Some(key)) =
+                (self.broker_tls, self.broker_tls_cert, self.broker_tls_key)
+            {
+                b = b.with_tls(axum_mqtt_broker::TlsListener::new(addr, cert, key));
+            }
+            let mut seen = vec![b.listen];
+            for a in [b.ws, b.tls.as_ref().map(|t| t.addr)].into_iter().flatten() {
+                if a.port() != 0 && seen.contains(&a) {
                     return Err(bad(format!(
                         "the embedded broker's listeners need different ports: {a} is given twice"
                     )));
                 }
                 seen.push(a);
             }
-            if seen.contains(&self.http) {
+            if self.http.port() != 0 && seen.contains(&self.http) {
                 return Err(bad(format!(
                     "--http {} is also a broker listener address",
                     self.http
@@ -208,25 +239,17 @@ impl Cli {
             }
             if mqtt.tls.enabled {
                 return Err(bad(
-                    "MQTT_TLS_ENABLED=true needs MQTT_BROKER_URL: the embedded broker has no TLS"
+                    "MQTT_TLS_ENABLED=true needs MQTT_BROKER_URL: the app's client reaches its \
+                     embedded broker over plain TCP or WebSocket on loopback"
                         .into(),
                 ));
+            }
+            if mqtt.transport == Transport::Websockets && b.ws.is_none() {
+                return Err(bad("MQTT_TRANSPORT=websockets needs the embedded broker's WebSocket listener (--broker-ws)".into()));
             }
             if std::env::var_os("MQTT_BROKER_PORT").is_some() {
                 tracing::warn!("MQTT_BROKER_PORT is ignored without MQTT_BROKER_URL: the client connects to the embedded broker");
             }
-            // The client talks to the listener of its protocol and transport.
-            let target = match (mqtt.protocol, mqtt.transport) {
-                (_, Transport::Websockets) => b.ws.ok_or_else(|| {
-                    bad("MQTT_TRANSPORT=websockets needs the embedded broker's WebSocket listener (--broker-ws-listen)".into())
-                })?,
-                (Protocol::V5, Transport::Tcp) => b.v5.ok_or_else(|| {
-                    bad("MQTT_PROTOCOL=5 needs the embedded broker's MQTT 5 listener (--broker-v5-listen)".into())
-                })?,
-                (Protocol::V311, Transport::Tcp) => b.v4,
-            };
-            mqtt.broker_url = connect_host(target);
-            mqtt.broker_port = target.port();
             Some(b)
         };
         let nonempty = |v: Vec<String>| v.into_iter().filter(|s| !s.is_empty()).collect();
@@ -242,6 +265,19 @@ impl Cli {
             max_payload,
             ws_queue: self.ws_queue as usize,
         })
+    }
+}
+
+impl Settings {
+    /// Points the client at the embedded broker's listener for its transport, now that the
+    /// broker reported the ports it bound.
+    pub fn connect_to_embedded(&mut self, broker: &axum_mqtt_broker::EmbeddedBroker) {
+        let target = match (self.mqtt.transport, broker.ws_addr()) {
+            (Transport::Websockets, Some(ws)) => ws,
+            _ => broker.tcp_addr(),
+        };
+        self.mqtt.broker_url = connect_host(target);
+        self.mqtt.broker_port = target.port();
     }
 }
 
@@ -271,10 +307,9 @@ mod tests {
     #[test]
     fn parses_defaults_and_lists() {
         let cli =
-            Cli::try_parse_from(["app", "--subscribe", "a/#,b/+", "--broker-v5-listen", "off"])
-                .unwrap();
+            Cli::try_parse_from(["app", "--subscribe", "a/#,b/+", "--broker-ws", "off"]).unwrap();
         assert_eq!(cli.subscribe, vec!["a/#", "b/+"]);
-        assert_eq!(cli.broker_v5_listen, OptionalAddr(None));
+        assert_eq!(cli.broker_ws, OptionalAddr(None));
         assert_eq!(cli.http.to_string(), "127.0.0.1:5000");
     }
 
@@ -283,8 +318,13 @@ mod tests {
         let e = Cli::try_parse_from(["app", "--subscribe", "a/#/b"]).unwrap_err();
         assert_eq!(e.exit_code(), 2);
         assert!(e.to_string().contains("--subscribe"), "{e}");
-        let e = Cli::try_parse_from(["app", "--broker-listen", "127.0.0.1:0"]).unwrap_err();
-        assert!(e.to_string().contains("fixed port"), "{e}");
+        let e = Cli::try_parse_from(["app", "--broker-listen", "localhost"]).unwrap_err();
+        assert!(e.to_string().contains("--broker-listen"), "{e}");
+        let e = Cli::try_parse_from(["app", "--broker-v5-listen", "127.0.0.1:1884"])
+            .unwrap()
+            .into_settings()
+            .unwrap_err();
+        assert!(e.to_string().contains("one port"), "{e}");
     }
 
     #[test]

@@ -33,13 +33,14 @@ use crate::state::{AppState, Endpoints, Limits, Listener};
 const HISTORY_BYTES: usize = 16 * 1024 * 1024;
 
 fn main() -> ExitCode {
-    // rumqttd logs every closed connection as an error; RUST_LOG=info,rumqttd=info shows them.
+    // The embedded broker (rmqtt) logs through `log`; tracing-subscriber bridges it, so
+    // RUST_LOG=info,rmqtt=debug shows its records too. Its per-connection lines stay at warn.
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,rumqttd=off".into()),
+                .unwrap_or_else(|_| "info,rmqtt=warn,rmqtt_net=warn,rmqtt_retainer=warn,rmqtt_shared_subscription=warn".into()),
         )
         .init();
     let settings = match Cli::parse().into_settings() {
@@ -69,8 +70,8 @@ fn broker_error(e: BrokerError) -> String {
     match e {
         BrokerError::Bind { addr, what, source } => {
             let flag = match what {
-                "MQTT 5" => "--broker-v5-listen / APP_BROKER_V5_ADDR",
-                "WebSocket" => "--broker-ws-listen / APP_BROKER_WS_ADDR",
+                "WebSocket" => "--broker-ws / APP_BROKER_WS_ADDR",
+                "TLS" => "--broker-tls / APP_BROKER_TLS_ADDR",
                 _ => "--broker-listen / APP_BROKER_ADDR",
             };
             format!(
@@ -97,7 +98,7 @@ fn broker_url(cfg: &axum_mqtt::MqttConfig) -> String {
     }
 }
 
-async fn run(s: Settings) -> Result<(), String> {
+async fn run(mut s: Settings) -> Result<(), String> {
     // The web port first: a second copy of the app fails here before touching any broker.
     let listener = tokio::net::TcpListener::bind(s.http).await.map_err(|e| {
         format!(
@@ -117,6 +118,9 @@ async fn run(s: Settings) -> Result<(), String> {
         ),
         None => None,
     };
+    if let Some(b) = &broker {
+        s.connect_to_embedded(b);
+    }
 
     let log = Arc::new(MessageLog::new(s.history, HISTORY_BYTES));
     let mut routes = axum_mqtt::Router::new();
@@ -163,19 +167,19 @@ async fn run(s: Settings) -> Result<(), String> {
     let mut listeners = Vec::new();
     if let Some(b) = &broker {
         listeners.push(Listener {
-            protocol: "MQTT 3.1.1",
-            url: format!("mqtt://{}", url_authority(b.v4_addr())),
+            protocol: "MQTT 3.1.1 and 5",
+            url: format!("mqtt://{}", url_authority(b.tcp_addr())),
         });
-        if let Some(a) = b.v5_addr() {
-            listeners.push(Listener {
-                protocol: "MQTT 5",
-                url: format!("mqtt://{}", url_authority(a)),
-            });
-        }
         if let Some(a) = b.ws_addr() {
             listeners.push(Listener {
-                protocol: "MQTT 3.1.1 over WebSocket",
+                protocol: "MQTT over WebSocket",
                 url: format!("ws://{}/mqtt", url_authority(a)),
+            });
+        }
+        if let Some(a) = b.tls_addr() {
+            listeners.push(Listener {
+                protocol: "MQTT over TLS",
+                url: format!("mqtts://{}", url_authority(a)),
             });
         }
     }
@@ -232,6 +236,10 @@ async fn run(s: Settings) -> Result<(), String> {
         server.abort();
     }
     mqtt.shutdown(Duration::from_secs(3)).await;
+    if let Some(b) = broker {
+        // Stopping joins the broker's threads: off the async workers.
+        let _ = tokio::task::spawn_blocking(move || b.stop()).await;
+    }
     match failed {
         None => {
             println!("Stopped.");
@@ -255,7 +263,7 @@ fn print_banner(s: &Settings, st: &AppState, http: std::net::SocketAddr, mqtt: &
     if st.endpoints.embedded_broker.is_empty() {
         out.push_str("  MQTT broker:  none embedded\n");
     } else {
-        out.push_str("  Embedded MQTT broker (rumqttd serves one protocol version per port):\n");
+        out.push_str("  Embedded MQTT broker (rmqtt):\n");
         for l in &st.endpoints.embedded_broker {
             out.push_str(&format!("    {:<27} {}\n", l.protocol, l.url));
         }

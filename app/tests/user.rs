@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use axum_mqtt::{MqttConfig, Protocol, QoS};
-use axum_mqtt_testkit::{free_port, Mosquitto, MosquittoOptions};
+use axum_mqtt_testkit::{Mosquitto, MosquittoOptions};
 use common::*;
 use serde_json::Value;
 
@@ -84,22 +84,21 @@ async fn curl_publish_reaches_a_subscriber_and_the_log_like_the_tutorial() {
     for needle in [
         format!("http://127.0.0.1:{}/", app.http_port),
         format!(
-            "MQTT 3.1.1                  mqtt://127.0.0.1:{}",
+            "MQTT 3.1.1 and 5            mqtt://127.0.0.1:{}",
             app.broker_port
         ),
         format!(
-            "MQTT 5                      mqtt://127.0.0.1:{}",
-            app.v5_port
+            "MQTT over WebSocket         ws://127.0.0.1:{}/mqtt",
+            app.ws_port
         ),
-        format!("ws://127.0.0.1:{}/mqtt", app.ws_port),
         "Subscribed:   /flask/mqtt".to_string(),
     ] {
         assert!(banner.contains(&needle), "{needle:?} not in\n{banner}");
     }
     app.wait_line(|l| l == "Connected successfully", WAIT).await;
 
-    // An MQTT 5 subscriber on the MQTT 5 port and mosquitto_sub on the 3.1.1 port.
-    let mut v5 = MqttConfig::new("127.0.0.1", app.v5_port);
+    // An MQTT 5 subscriber and mosquitto_sub (3.1.1) on the same port.
+    let mut v5 = MqttConfig::new("127.0.0.1", app.broker_port);
     v5.protocol = Protocol::V5;
     let v5 = axum_mqtt::Mqtt::start(v5).await.unwrap();
     let mut v5_stream = v5.stream("/flask/mqtt", QoS::AtLeastOnce, 8).await.unwrap();
@@ -153,10 +152,12 @@ fn help_lists_every_option_with_its_environment_variable() {
         "--broker-listen <ADDR>",
         "APP_BROKER_ADDR",
         "127.0.0.1:1883",
-        "--broker-v5-listen",
-        "APP_BROKER_V5_ADDR",
-        "--broker-ws-listen",
+        "--broker-ws <ADDR>",
         "APP_BROKER_WS_ADDR",
+        "--broker-tls <ADDR>",
+        "APP_BROKER_TLS_ADDR",
+        "--broker-tls-cert <FILE>",
+        "--broker-tls-key <FILE>",
         "--no-broker",
         "APP_NO_BROKER",
         "--subscribe <FILTER>",
@@ -187,9 +188,24 @@ fn bad_options_and_keys_exit_2_with_a_message_naming_them() {
         (vec![], vec![("APP_NO_BROKER", "maybe")], "--no-broker"),
         (vec!["--max-payload", "0"], vec![], "--max-payload"),
         (
-            vec!["--broker-listen", "127.0.0.1:0"],
+            vec!["--broker-listen", "localhost:1883"],
             vec![],
             "--broker-listen",
+        ),
+        (
+            vec!["--broker-v5-listen", "127.0.0.1:1884"],
+            vec![],
+            "--broker-listen",
+        ),
+        (
+            vec![],
+            vec![("APP_BROKER_V5_ADDR", "127.0.0.1:1884")],
+            "one port",
+        ),
+        (
+            vec!["--broker-tls", "127.0.0.1:8883"],
+            vec![],
+            "--broker-tls-cert",
         ),
         (
             vec![],
@@ -206,7 +222,7 @@ fn bad_options_and_keys_exit_2_with_a_message_naming_them() {
             vec![
                 "--broker-listen",
                 "127.0.0.1:4000",
-                "--broker-v5-listen",
+                "--broker-ws",
                 "127.0.0.1:4000",
             ],
             vec![],
@@ -245,12 +261,10 @@ fn busy_ports_are_clear_errors() {
     let mut cmd = command();
     cmd.args([
         "--http",
-        &format!("127.0.0.1:{}", free_port()),
+        "127.0.0.1:0",
         "--broker-listen",
         &format!("127.0.0.1:{port}"),
-        "--broker-v5-listen",
-        "off",
-        "--broker-ws-listen",
+        "--broker-ws",
         "off",
     ]);
     let (code, _, err) = run_to_end(cmd);
@@ -282,8 +296,9 @@ async fn mqtt_broker_url_uses_that_broker_and_starts_none() {
             out.contains(&format!("MQTT client:  mqtt://127.0.0.1:{}", mosq.port)),
             "{out}"
         );
-        // The embedded broker's ports stay closed.
-        assert!(std::net::TcpStream::connect(("127.0.0.1", app.broker_port)).is_err());
+        // No embedded broker listens.
+        assert!(!out.contains("MQTT 3.1.1 and 5"), "{out}");
+        assert_eq!(app.broker_port, 0, "{out}");
 
         let sub = axum_mqtt::Mqtt::start(MqttConfig::new("127.0.0.1", mosq.port))
             .await
@@ -313,11 +328,14 @@ async fn mqtt_broker_url_uses_that_broker_and_starts_none() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_mqtt5_client_setting_connects_to_the_mqtt5_listener() {
+async fn an_mqtt5_client_setting_connects_to_the_same_listener() {
     let app = App::start(&[], &[("MQTT_PROTOCOL", "5")]).await;
     let out = app.stdout().join("\n");
     assert!(
-        out.contains(&format!("MQTT client:  mqtt://127.0.0.1:{}", app.v5_port)),
+        out.contains(&format!(
+            "MQTT client:  mqtt://127.0.0.1:{}",
+            app.broker_port
+        )),
         "{out}"
     );
     let r = reqwest::Client::new()

@@ -1,5 +1,5 @@
 //! Several brokers at once: two clients configured from the `MQTT_*` and `MQTT2_*` keys of one
-//! key-value source, connected to two different brokers (embedded rumqttd and Mosquitto) in one
+//! key-value source, connected to two different brokers (the embedded rmqtt and Mosquitto) in one
 //! process, are independent.
 
 mod common;
@@ -16,7 +16,7 @@ async fn two_prefixes_two_brokers_independent() {
     let Some(mut m) = Mosquitto::start(MosquittoOptions::default()) else {
         return;
     };
-    let one_url = format!("mqtt://127.0.0.1:{}", embedded().v4_addr().port());
+    let one_url = format!("mqtt://127.0.0.1:{}", embedded().tcp_addr().port());
     let two_port = m.port.to_string();
     // The same client id on both: different brokers, so no takeover loop.
     let id = unique_id("twin");
@@ -35,7 +35,7 @@ async fn two_prefixes_two_brokers_independent() {
     let cfg2 = MqttConfig::from_pairs("MQTT2", pairs.iter().copied()).unwrap();
     assert_eq!(
         (cfg1.broker_port, cfg1.protocol),
-        (embedded().v4_addr().port(), Protocol::V311)
+        (embedded().tcp_addr().port(), Protocol::V311)
     );
     assert_eq!((cfg2.broker_port, cfg2.protocol), (m.port, Protocol::V5));
 

@@ -786,7 +786,7 @@ impl App {
         let mut child = std::process::Command::new(bin)
             .args(["--no-broker", "--history", "16", "--subscribe", filter])
             .arg("--http")
-            .arg(format!("127.0.0.1:{}", axum_mqtt_testkit::free_port()))
+            .arg("127.0.0.1:0")
             .env("MQTT_BROKER_URL", broker)
             .env("MQTT_SHARED_GROUP", "workers")
             .env("MQTT_CLIENT_ID", unique_id(&format!("scale-{instance}")))

@@ -397,7 +397,9 @@ async fn params_from_hostile_topic_levels() {
         "[1]",
         "\"1\"",
         "null",
-        "$x",
+        // Not "$x": rmqtt 0.24, the embedded broker, treats any `$` level (not only the first, as
+        // MQTT-4.7.2-1 says) as a system level that `+` and `#` never match, so it would not be
+        // delivered here. The matcher's own `$` rules are covered without a broker (topic tests).
         "00000000000000000000000000001",
     ];
     #[derive(serde::Deserialize)]

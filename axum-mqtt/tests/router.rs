@@ -117,7 +117,7 @@ async fn every_matching_route_runs_and_fallback_only_when_none() {
         .qos(QoS::AtLeastOnce)
         .await
         .unwrap();
-    // The broker may deliver one copy per overlapping subscription (rumqttd does); each copy runs
+    // The broker may deliver one copy per overlapping subscription (rumqttd did; rmqtt and Mosquitto send one); each copy runs
     // both matching routes, in registration order, and never the fallback.
     let mut got = vec![next(&mut rx).await, next(&mut rx).await];
     while let Ok(Some(x)) = tokio::time::timeout(Duration::from_millis(300), rx.recv()).await {

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use axum_mqtt::config::TlsVersion;
 use axum_mqtt::{Mqtt, MqttConfig, Protocol, QoS, Status, Transport};
-use axum_mqtt_testkit::{embedded, free_port, unique, Mosquitto, MosquittoOptions, TestPki};
+use axum_mqtt_testkit::{embedded, unique, Mosquitto, MosquittoOptions, TestPki};
 use common::*;
 
 /// Publishes to itself over the connection under test: a subscription, a QoS 1 and a QoS 0 message.
@@ -268,20 +268,14 @@ async fn websockets_embedded() {
 async fn secure_websockets_from_url() {
     init_tracing();
     let pki = TestPki::generate();
-    let wss = free_port();
-    let files = pki.server_files(false);
-    let Some(_m) = Mosquitto::start(MosquittoOptions {
-        extra: format!(
-            "listener {wss} 127.0.0.1\nprotocol websockets\ncafile {}\ncertfile {}\nkeyfile {}",
-            files.ca.display(),
-            files.cert.display(),
-            files.key.display()
-        ),
+    let Some(m) = Mosquitto::start(MosquittoOptions {
+        tls: Some(pki.server_files(false)),
+        tls_websockets: true,
         ..Default::default()
     }) else {
         return;
     };
-    wait_port(wss).await;
+    let wss = m.tls_port.expect("TLS listener");
     for host in ["localhost", "127.0.0.1"] {
         let mut cfg = MqttConfig::from_url(&format!("wss://{host}:{wss}/mqtt")).unwrap();
         assert!(cfg.tls.enabled && cfg.transport == Transport::Websockets);
@@ -300,19 +294,4 @@ async fn secure_websockets_from_url() {
     cfg.reconnect_max_ms = 300;
     let err = refused(cfg).await;
     assert!(err.contains("invalid peer certificate"), "{err:?}");
-}
-
-/// Waits until something listens on a loopback port (an extra Mosquitto listener).
-async fn wait_port(port: u16) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .is_err()
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "nothing listens on {port}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }

@@ -9,7 +9,7 @@ use axum::extract::FromRef;
 use axum::routing::{get, post};
 use axum_mqtt::web::{self, PublishEndpoint};
 use axum_mqtt::{Mqtt, MqttConfig, Protocol, QoS};
-use axum_mqtt_testkit::{free_port, unique};
+use axum_mqtt_testkit::{closed_port, unique};
 use common::*;
 use futures_util::StreamExt;
 use serde_json::{json, Value};
@@ -196,7 +196,8 @@ async fn allow_list_and_broker_down() {
     );
 
     // A client whose broker is unreachable: QoS 1 publish times out with 504, health is 503.
-    let mut cfg = MqttConfig::new("127.0.0.1", free_port());
+    let nobody = closed_port();
+    let mut cfg = MqttConfig::new("127.0.0.1", nobody.port);
     cfg.reconnect_min_ms = 50;
     let offline = Mqtt::start(cfg).await.unwrap();
     let base = serve(

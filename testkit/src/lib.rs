@@ -1,33 +1,35 @@
 //! Real brokers for axum-mqtt's tests and benchmarks.
 //!
-//! * [`embedded`]: one in-process rumqttd per test binary (rumqttd cannot be stopped), with MQTT 3.1.1,
-//!   MQTT 5 and WebSocket listeners on free loopback ports. Tests share it and use unique topics.
-//! * [`Mosquitto`]: a Mosquitto child process per test, with a generated config on free ports, that a
-//!   test can stop, kill, pause and restart on the same ports.
+//! * [`embedded`]: one in-process rmqtt broker per test binary (MQTT 3.1.1 and 5 on one TCP port,
+//!   plus WebSocket), on ports the kernel chose (port 0). Tests share it and use unique topics.
+//!   [`broker`] starts a private one that a test can stop.
+//! * [`Mosquitto`]: a Mosquitto child process per test, with a generated config, that a test can stop,
+//!   kill, pause and restart on the same ports.
 //! * [`TestPki`]: a CA, a server certificate for `localhost`/`127.0.0.1` and a client certificate,
 //!   generated at test time with rcgen.
+//! * [`ClosedPort`]: a port where nothing listens (connections are refused), held for the test.
+//!
+//! No port is ever found by binding, releasing and binding again: ours bind port 0 and report the
+//! port; Mosquitto cannot, so it is given ports outside the kernel's ephemeral range and started
+//! again on other ports when one is taken (see [`Mosquitto::start`]).
 //!
 //! Mosquitto tests skip when the binary is missing, unless `AXUM_MQTT_REQUIRE_MOSQUITTO=1`.
 #![deny(missing_docs)]
 
 use std::fmt::Write as _;
 use std::io::Read;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use axum_mqtt_broker::{BrokerConfig, EmbeddedBroker};
+pub use axum_mqtt_broker::{BrokerConfig, EmbeddedBroker};
 
-/// A free loopback port (bound then released; another process could take it, which is unlikely).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("no free loopback port")
-}
+/// `127.0.0.1:0`: a loopback address whose port the kernel chooses when it is bound.
+pub const ANY_LOOPBACK: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 0);
 
 /// A topic prefix unique to this process and call, so tests sharing a broker never see each other.
 pub fn unique(name: &str) -> String {
@@ -40,17 +42,57 @@ pub fn unique(name: &str) -> String {
     )
 }
 
-/// The embedded broker of this test binary, started on first use.
+/// The embedded broker of this test binary, started on first use: MQTT 3.1.1 and 5 on
+/// [`EmbeddedBroker::tcp_addr`], WebSocket on [`EmbeddedBroker::ws_addr`].
 pub fn embedded() -> &'static EmbeddedBroker {
     static BROKER: OnceLock<EmbeddedBroker> = OnceLock::new();
-    BROKER.get_or_init(|| {
-        let a = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
-        let cfg = BrokerConfig::new(a(free_port()))
-            .with_v5(a(free_port()))
-            .with_ws(a(free_port()))
-            .with_max_payload_size(1 << 20);
-        EmbeddedBroker::start(cfg).expect("embedded broker did not start")
-    })
+    BROKER.get_or_init(|| broker().expect("embedded broker did not start"))
+}
+
+/// A new embedded broker of the test's own (TCP and WebSocket on loopback, any free ports),
+/// stopped when dropped.
+pub fn broker() -> Result<EmbeddedBroker, axum_mqtt_broker::BrokerError> {
+    EmbeddedBroker::start(BrokerConfig::new(ANY_LOOPBACK).with_ws(ANY_LOOPBACK))
+}
+
+/// A loopback port where nothing listens: connecting to it is refused. The port stays reserved
+/// (bound, not listening) while this value lives, so no other test can start a server there.
+pub struct ClosedPort {
+    _socket: socket2::Socket,
+    /// The port.
+    pub port: u16,
+}
+
+/// Reserves a loopback port where connections are refused (see [`ClosedPort`]).
+pub fn closed_port() -> ClosedPort {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+    socket
+        .bind(&ANY_LOOPBACK.into())
+        .expect("bind a loopback port");
+    let port = socket
+        .local_addr()
+        .ok()
+        .and_then(|a| a.as_socket())
+        .map(|a| a.port())
+        .expect("bound port");
+    ClosedPort {
+        _socket: socket,
+        port,
+    }
+}
+
+/// Ports for programs that cannot bind port 0 themselves (Mosquitto): drawn at random from below
+/// the kernel's ephemeral range, so never a port the kernel hands out for port 0 or for an outgoing
+/// connection. Another test may still draw the same one; callers start again on a fresh draw when
+/// the program says its port is taken.
+fn draw_port() -> u16 {
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let low = low.max(12000);
+    fastrand::u16(10000..low)
 }
 
 /// Where the `mosquitto` binary is, if installed.
@@ -77,6 +119,8 @@ pub struct MosquittoOptions {
     pub websockets: bool,
     /// Open a TLS listener with these files, requiring client certificates when `require_cert`.
     pub tls: Option<TlsFiles>,
+    /// The TLS listener speaks MQTT over WebSocket (`wss://`) instead of plain MQTT (`mqtts://`).
+    pub tls_websockets: bool,
     /// Keep sessions and queued messages across restarts (persistence file).
     pub persistence: bool,
     /// Extra lines appended to the generated config.
@@ -96,6 +140,9 @@ pub struct TlsFiles {
     pub require_cert: bool,
 }
 
+/// Mosquitto said a port is taken.
+struct PortTaken;
+
 /// A Mosquitto child process on free loopback ports, killed on drop.
 pub struct Mosquitto {
     dir: tempfile::TempDir,
@@ -110,6 +157,10 @@ pub struct Mosquitto {
 
 impl Mosquitto {
     /// Starts Mosquitto, or returns `None` (test skipped) when it is not installed and not required.
+    ///
+    /// Mosquitto cannot listen on port 0, so its ports are drawn from outside the kernel's
+    /// ephemeral range; when one is taken (another test drew it), it is started again on fresh
+    /// ports. It counts as started once it logged "running", i.e. every listener is its own.
     pub fn start(opts: MosquittoOptions) -> Option<Mosquitto> {
         let Some(bin) = mosquitto_path() else {
             assert!(
@@ -122,34 +173,57 @@ impl Mosquitto {
         let dir = tempfile::tempdir().expect("tempdir");
         // Mosquitto started as root drops to the `mosquitto` user, which must read and write here.
         set_mode(dir.path(), 0o777);
-        let port = free_port();
-        let ws_port = opts.websockets.then(free_port);
-        let tls_port = opts.tls.as_ref().map(|_| free_port());
+        let mut m = Mosquitto {
+            dir,
+            child: None,
+            port: 0,
+            ws_port: None,
+            tls_port: None,
+        };
+        for _ in 0..20 {
+            m.port = draw_port();
+            m.ws_port = opts.websockets.then(draw_port);
+            m.tls_port = opts.tls.as_ref().map(|_| draw_port());
+            m.write_config(&opts);
+            match m.spawn(&bin) {
+                Ok(()) => return Some(m),
+                Err(PortTaken) => continue,
+            }
+        }
+        panic!("mosquitto found no free port in 20 tries: {}", m.log());
+    }
+
+    fn write_config(&self, opts: &MosquittoOptions) {
+        let dir = self.dir.path();
         let mut conf = String::new();
         let _ = writeln!(conf, "per_listener_settings false\nallow_anonymous true");
         let _ = writeln!(
             conf,
-            "log_dest stderr\nlog_type error\nlog_type warning\nlog_type notice"
+            "log_dest stderr\nlog_type error\nlog_type warning\nlog_type notice\nlog_type information"
         );
         let _ = writeln!(conf, "max_queued_messages 100000\nmax_inflight_messages 0");
         if opts.persistence {
             let _ = writeln!(
                 conf,
                 "persistence true\npersistence_location {}/\nautosave_interval 1",
-                dir.path().display()
+                dir.display()
             );
         }
-        let _ = writeln!(conf, "listener {port} 127.0.0.1");
-        if let Some(p) = ws_port {
+        let _ = writeln!(conf, "listener {} 127.0.0.1", self.port);
+        if let Some(p) = self.ws_port {
             let _ = writeln!(conf, "listener {p} 127.0.0.1\nprotocol websockets");
         }
-        if let (Some(p), Some(t)) = (tls_port, &opts.tls) {
+        if let (Some(p), Some(t)) = (self.tls_port, &opts.tls) {
             for f in [&t.ca, &t.cert, &t.key] {
                 set_mode(f, 0o644);
             }
+            let _ = writeln!(conf, "listener {p} 127.0.0.1");
+            if opts.tls_websockets {
+                let _ = writeln!(conf, "protocol websockets");
+            }
             let _ = writeln!(
                 conf,
-                "listener {p} 127.0.0.1\ncafile {}\ncertfile {}\nkeyfile {}\nrequire_certificate {}",
+                "cafile {}\ncertfile {}\nkeyfile {}\nrequire_certificate {}",
                 t.ca.display(),
                 t.cert.display(),
                 t.key.display(),
@@ -158,23 +232,17 @@ impl Mosquitto {
         }
         conf.push_str(&opts.extra);
         conf.push('\n');
-        std::fs::write(dir.path().join("mosquitto.conf"), conf).expect("write mosquitto.conf");
-        let mut m = Mosquitto {
-            dir,
-            child: None,
-            port,
-            ws_port,
-            tls_port,
-        };
-        m.spawn(&bin);
-        Some(m)
+        std::fs::write(dir.join("mosquitto.conf"), conf).expect("write mosquitto.conf");
     }
 
-    fn spawn(&mut self, bin: &Path) {
+    /// Starts the child and waits until it logs "running" (all listeners bound).
+    fn spawn(&mut self, bin: &Path) -> Result<(), PortTaken> {
+        let log_path = self.dir.path().join("mosquitto.log");
+        let offset = std::fs::metadata(&log_path).map(|m| m.len()).unwrap_or(0) as usize;
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(self.dir.path().join("mosquitto.log"))
+            .open(&log_path)
             .expect("open log");
         let child = Command::new(bin)
             .arg("-c")
@@ -186,20 +254,24 @@ impl Mosquitto {
             .expect("spawn mosquitto");
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
-        let ports = [Some(self.port), self.ws_port, self.tls_port];
-        for port in ports.into_iter().flatten() {
-            while TcpStream::connect(("127.0.0.1", port)).is_err() {
-                if let Some(Some(status)) = self.child.as_mut().map(|c| c.try_wait().ok().flatten())
-                {
-                    panic!("mosquitto exited with {status}: {}", self.log());
-                }
-                assert!(
-                    Instant::now() < deadline,
-                    "mosquitto did not listen on {port}: {}",
-                    self.log()
-                );
-                std::thread::sleep(Duration::from_millis(10));
+        loop {
+            let log = self.log();
+            let new = log.get(offset..).unwrap_or("");
+            if new.contains(" running") {
+                return Ok(());
             }
+            if let Some(Some(status)) = self.child.as_mut().map(|c| c.try_wait().ok().flatten()) {
+                self.child = None;
+                if new.contains("Address already in use") {
+                    return Err(PortTaken);
+                }
+                panic!("mosquitto exited with {status}: {log}");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "mosquitto did not start within 10 s: {log}"
+            );
+            std::thread::sleep(Duration::from_millis(5));
         }
     }
 
@@ -244,7 +316,12 @@ impl Mosquitto {
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "stop the broker before restarting it");
         let bin = mosquitto_path().expect("mosquitto");
-        self.spawn(&bin);
+        if self.spawn(&bin).is_err() {
+            panic!(
+                "mosquitto cannot listen on its ports again (taken meanwhile): {}",
+                self.log()
+            );
+        }
     }
 }
 

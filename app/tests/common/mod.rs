@@ -1,4 +1,5 @@
-//! Runs the real app binary on free ports and talks to it over HTTP, WebSocket and MQTT.
+//! Runs the real app binary on ports it picks itself (port 0, read back from its banner) and talks
+//! to it over HTTP, WebSocket and MQTT.
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
@@ -6,7 +7,6 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum_mqtt_testkit::free_port;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
 use tokio::sync::watch;
@@ -15,12 +15,14 @@ use tokio_tungstenite::tungstenite::Message as WsMessage;
 pub const BIN: &str = env!("CARGO_BIN_EXE_axum-mqtt-app");
 pub const WAIT: Duration = Duration::from_secs(10);
 
-/// One running app.
+/// One running app. The ports are known once [`App::wait_ready`] has read the banner (0 for a
+/// listener the app does not have).
 pub struct App {
     child: Option<Child>,
     pub http_port: u16,
+    /// The embedded broker's MQTT port (3.1.1 and 5).
     pub broker_port: u16,
-    pub v5_port: u16,
+    /// The embedded broker's WebSocket port.
     pub ws_port: u16,
     pub base: String,
     stdout: Arc<Mutex<Vec<String>>>,
@@ -64,25 +66,17 @@ impl App {
     /// Starts the app with its own embedded broker on free ports, plus `args` and `env`, and waits
     /// until `/healthz` says connected.
     pub async fn start(args: &[&str], env: &[(&str, &str)]) -> App {
-        let app = Self::spawn(args, env, true);
+        let mut app = Self::spawn(args, env, true);
         app.wait_ready().await;
         app
     }
 
     /// Starts the app without waiting.
     pub fn spawn(args: &[&str], env: &[(&str, &str)], ports: bool) -> App {
-        let (http_port, broker_port, v5_port, ws_port) =
-            (free_port(), free_port(), free_port(), free_port());
         let mut cmd = command();
         if ports {
-            cmd.arg("--http")
-                .arg(format!("127.0.0.1:{http_port}"))
-                .arg("--broker-listen")
-                .arg(format!("127.0.0.1:{broker_port}"))
-                .arg("--broker-v5-listen")
-                .arg(format!("127.0.0.1:{v5_port}"))
-                .arg("--broker-ws-listen")
-                .arg(format!("127.0.0.1:{ws_port}"));
+            let any = "127.0.0.1:0";
+            cmd.args(["--http", any, "--broker-listen", any, "--broker-ws", any]);
         }
         cmd.args(args);
         for (k, v) in env {
@@ -101,27 +95,41 @@ impl App {
         pump(child.stderr.take().unwrap(), stderr.clone(), None);
         App {
             child: Some(child),
-            http_port,
-            broker_port,
-            v5_port,
-            ws_port,
-            base: format!("http://127.0.0.1:{http_port}"),
+            http_port: 0,
+            broker_port: 0,
+            ws_port: 0,
+            base: String::new(),
             stdout,
             stderr,
             lines,
         }
     }
 
-    pub fn with_http_port(mut self, port: u16) -> Self {
-        self.http_port = port;
-        self.base = format!("http://127.0.0.1:{port}");
-        self
-    }
-
-    /// Waits for the banner and a connected `/healthz`.
-    pub async fn wait_ready(&self) {
+    /// Waits for the banner, reads the ports from it, and waits for a connected `/healthz`.
+    pub async fn wait_ready(&mut self) {
         self.wait_line(|l| l.starts_with("Press Ctrl-C"), Duration::from_secs(20))
             .await;
+        let banner = self.stdout();
+        let port_after = |prefix: &str| -> u16 {
+            banner
+                .iter()
+                .find_map(|l| {
+                    let rest = l.split_once(prefix)?.1;
+                    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+                    digits.parse().ok()
+                })
+                .unwrap_or(0)
+        };
+        self.http_port = port_after("Web page:     http://127.0.0.1:");
+        self.broker_port = port_after("MQTT 3.1.1 and 5            mqtt://127.0.0.1:");
+        self.ws_port = port_after("MQTT over WebSocket         ws://127.0.0.1:");
+        assert_ne!(
+            self.http_port,
+            0,
+            "no web address in the banner: {}",
+            self.output()
+        );
+        self.base = format!("http://127.0.0.1:{}", self.http_port);
         let client = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {

@@ -9,14 +9,9 @@ use tokio::sync::mpsc;
 
 pub const WAIT: Duration = Duration::from_secs(10);
 
-/// A config for the shared embedded broker (v4 or v5 listener), with fast reconnects.
+/// A config for the shared embedded broker (one port for 3.1.1 and 5), with fast reconnects.
 pub fn embedded_config(protocol: Protocol) -> MqttConfig {
-    let b = embedded();
-    let addr = match protocol {
-        Protocol::V311 => b.v4_addr(),
-        Protocol::V5 => b.v5_addr().expect("v5 listener"),
-    };
-    let mut cfg = MqttConfig::new("127.0.0.1", addr.port());
+    let mut cfg = MqttConfig::new("127.0.0.1", embedded().tcp_addr().port());
     cfg.protocol = protocol;
     cfg.reconnect_min_ms = 20;
     cfg.reconnect_max_ms = 500;
