@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Property-based API test: schemathesis generates requests from the app's OpenAPI document
-# (/openapi.json) and fails on any 5xx answer. Runs the app with its embedded broker on free ports.
+# (/openapi.json) and fails on any 5xx answer. Runs the app with its embedded broker on ports it picks.
 #
 #   scripts/schemathesis.sh [path/to/axum-mqtt-app]       # default: target/debug/axum-mqtt-app
 #   SCHEMATHESIS_EXAMPLES=500 scripts/schemathesis.sh     # more requests per operation
@@ -15,25 +15,27 @@ if [ ! -x "$venv/bin/schemathesis" ]; then
   "$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==4.32.5"
 fi
 
-port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-http="127.0.0.1:$(port)"
 log="$(mktemp)"
-"$bin" --http "$http" --broker-listen "127.0.0.1:$(port)" --broker-v5-listen "127.0.0.1:$(port)" \
-  --broker-ws-listen "127.0.0.1:$(port)" >"$log" 2>&1 &
+# Port 0 everywhere: the app prints the address it bound in its banner.
+"$bin" --http 127.0.0.1:0 --broker-listen 127.0.0.1:0 --broker-ws 127.0.0.1:0 >"$log" 2>&1 &
 app=$!
 trap 'kill "$app" 2>/dev/null || true; rm -f "$log"' EXIT
 
-python3 - "$http" <<'PY'
-import sys, time, urllib.request
-url = f"http://{sys.argv[1]}/healthz"
+http="$(python3 - "$log" <<'PY'
+import re, sys, time, urllib.request
 for _ in range(300):
-    try:
-        if urllib.request.urlopen(url, timeout=1).status == 200:
-            sys.exit(0)
-    except Exception:
-        time.sleep(0.1)
+    m = re.search(r"Web page:\s+http://([0-9.:]+)/", open(sys.argv[1]).read())
+    if m:
+        try:
+            if urllib.request.urlopen(f"http://{m.group(1)}/healthz", timeout=1).status == 200:
+                print(m.group(1))
+                sys.exit(0)
+        except Exception:
+            pass
+    time.sleep(0.1)
 sys.exit("the app did not become healthy in 30 s")
 PY
+)" || { cat "$log"; exit 1; }
 
 # /events is a never-ending SSE stream: schemathesis cannot wait for its end.
 status=0

@@ -10,7 +10,7 @@
 #   SOAK_RATE      MQTT messages per second into the app, QoS 1 (200)
 #   SOAK_HTTP_RATE POST /publish per second (5)
 #   SOAK_BROKER    mosquitto (default when installed: the app connects with --no-broker, so only the
-#                  app and the library are measured) or embedded (the app's own rumqttd, counted too)
+#                  app and the library are measured) or embedded (the app's own rmqtt broker, counted too)
 #   SOAK_PROFILE   release (default) or debug
 #   SOAK_OUT       CSV file (target/soak-<date>.csv)
 #
@@ -80,7 +80,7 @@ if [ "$broker" = mosquitto ]; then
   app_env+=(MQTT_BROKER_URL="mqtt://127.0.0.1:$mqtt_port")
   app_args+=(--no-broker)
 else
-  app_args+=(--broker-listen "127.0.0.1:$mqtt_port" --broker-v5-listen off --broker-ws-listen off)
+  app_args+=(--broker-listen "127.0.0.1:$mqtt_port" --broker-ws off)
 fi
 
 env "${app_env[@]}" "$app_bin" "${app_args[@]}" >/dev/null 2>"$work/app.log" &

@@ -264,3 +264,99 @@ fn have_node() -> bool {
         .output()
         .is_ok_and(|o| o.status.success())
 }
+
+#[test]
+fn mosquitto_clients_over_the_tls_listener() {
+    if !have("mosquitto_sub") || !have("stdbuf") {
+        return;
+    }
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+    let dir = tempfile::tempdir().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "broker test CA");
+    let ca_key = KeyPair::generate().unwrap();
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let mut server = CertificateParams::new(vec!["localhost".into()]).unwrap();
+    server
+        .distinguished_name
+        .push(DnType::CommonName, "localhost");
+    let cert = server.signed_by(&key, &ca, &ca_key).unwrap();
+    let (ca_pem, cert_pem, key_pem) = (
+        dir.path().join("ca.pem"),
+        dir.path().join("server.pem"),
+        dir.path().join("server.key"),
+    );
+    std::fs::write(&ca_pem, ca.pem()).unwrap();
+    std::fs::write(&cert_pem, cert.pem()).unwrap();
+    std::fs::write(&key_pem, key.serialize_pem()).unwrap();
+
+    let any = "127.0.0.1:0".parse().unwrap();
+    let b = axum_mqtt_broker::EmbeddedBroker::start(
+        axum_mqtt_broker::BrokerConfig::new(any)
+            .with_tls(axum_mqtt_broker::TlsListener::new(any, &cert_pem, &key_pem)),
+    )
+    .expect("broker with TLS");
+    let port = b.tls_addr().expect("TLS listener").port().to_string();
+    let t = unique("tls");
+    let ca = ca_pem.display().to_string();
+    for version in ["mqttv311", "mqttv5"] {
+        let topic = format!("{t}/{version}");
+        let mut s = Lines::spawn(
+            Command::new("stdbuf")
+                .args(["-oL", "mosquitto_sub", "-d"])
+                .args([
+                    "-h",
+                    "localhost",
+                    "-p",
+                    &port,
+                    "--cafile",
+                    &ca,
+                    "-V",
+                    version,
+                    "-t",
+                    &topic,
+                    "-q",
+                    "1",
+                    "-F",
+                    "MSG %t|%q|%r|%p|%P|%C|%R",
+                ]),
+        );
+        s.expect("SUBACK over TLS", |l| l.contains("SUBACK"));
+        let status = Command::new("mosquitto_pub")
+            .args([
+                "-h",
+                "localhost",
+                "-p",
+                &port,
+                "--cafile",
+                &ca,
+                "-V",
+                version,
+            ])
+            .args(["-t", &topic, "-m", "secret", "-q", "1"])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let l = s.expect("message over TLS", |l| l.starts_with("MSG "));
+        assert_eq!(msg(&l)[3], "secret", "{l}");
+    }
+    // A client that does not trust the broker's CA is refused.
+    let other = tempfile::NamedTempFile::new().unwrap();
+    let ca2 = CertificateParams::new(Vec::<String>::new())
+        .unwrap()
+        .self_signed(&KeyPair::generate().unwrap())
+        .unwrap();
+    std::fs::write(other.path(), ca2.pem()).unwrap();
+    let status = Command::new("mosquitto_pub")
+        .args(["-h", "localhost", "-p", &port, "--cafile"])
+        .arg(other.path())
+        .args(["-t", "x", "-m", "y"])
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(!status.success(), "an untrusted CA connected");
+}
