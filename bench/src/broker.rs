@@ -1,8 +1,11 @@
-//! A Mosquitto child process on a free loopback port, with a config we state in the results, and a
-//! watcher of its `$SYS/broker/publish/messages/dropped` counter (messages it discarded because a
-//! subscriber's queue was full), so loss is explained rather than guessed.
+//! The brokers under the benchmarks, each a child process so its CPU is measured apart:
+//! Mosquitto with a config we state in the results, watched through its
+//! `$SYS/broker/publish/messages/dropped` counter, and the embedded rmqtt broker
+//! (`axum-mqtt-bench serve-broker`), which reports its own dropped counter. Either way loss is
+//! explained rather than guessed.
 
 use std::fmt::Write as _;
+use std::io::BufRead;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -35,7 +38,7 @@ pub struct Broker {
     pub log: PathBuf,
     child: Child,
     dropped: watch::Receiver<Option<u64>>,
-    _monitor: AsyncClient,
+    _monitor: Option<AsyncClient>,
 }
 
 impl Broker {
@@ -122,7 +125,60 @@ impl Broker {
             log,
             child,
             dropped,
-            _monitor: client,
+            _monitor: Some(client),
+        })
+    }
+
+    /// Starts the embedded broker (`serve-broker`, this binary) with its default limits.
+    pub async fn start_embedded(dir: &Path, name: &str) -> Result<Broker, String> {
+        let dir = dir.join(name);
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let log = dir.join("broker.log");
+        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+        let mut child = Command::new(exe)
+            .arg("serve-broker")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).map_err(|e| e.to_string())?)
+            .spawn()
+            .map_err(|e| format!("spawn serve-broker: {e}"))?;
+        let out = child.stdout.take().ok_or("no stdout")?;
+        let (port_tx, port_rx) = std::sync::mpsc::channel();
+        let (tx, dropped) = watch::channel(None);
+        // Lines: {"event":"ready","port":P}, then {"event":"stats","dropped":N} every 500 ms.
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+                let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
+                    continue;
+                };
+                match v["event"].as_str() {
+                    Some("ready") => {
+                        let _ = port_tx.send(v["port"].as_u64().unwrap_or(0) as u16);
+                    }
+                    Some("stats") => {
+                        tx.send_replace(v["dropped"].as_u64());
+                    }
+                    _ => {}
+                }
+            }
+        });
+        let port =
+            tokio::task::spawn_blocking(move || port_rx.recv_timeout(Duration::from_secs(15)))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|_| "the embedded broker did not start".to_string())?;
+        let l = axum_mqtt_broker::Limits::default();
+        Ok(Broker {
+            name: name.to_string(),
+            port,
+            settings: format!(
+                "rmqtt 0.24, axum-mqtt-broker defaults: max_inflight {}, max_mqueue_len {}, max_packet_size {}",
+                l.max_inflight, l.max_mqueue_len, l.max_packet_size
+            ),
+            log,
+            child,
+            dropped,
+            _monitor: None,
         })
     }
 
@@ -158,4 +214,34 @@ impl Drop for Broker {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// `serve-broker`: the embedded broker as a process of its own, reporting its port and its dropped
+/// counter as JSON lines until stdin closes.
+pub async fn serve() -> Result<(), String> {
+    use tokio::io::AsyncReadExt;
+    let any = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    let b = tokio::task::spawn_blocking(move || {
+        axum_mqtt_broker::EmbeddedBroker::start(axum_mqtt_broker::BrokerConfig::new(any))
+    })
+    .await
+    .map_err(|e| e.to_string())?
+    .map_err(|e| e.to_string())?;
+    println!("{{\"event\":\"ready\",\"port\":{}}}", b.tcp_addr().port());
+    let mut stdin = tokio::io::stdin();
+    let mut buf = [0u8; 64];
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        tokio::select! {
+            n = stdin.read(&mut buf) => if matches!(n, Ok(0) | Err(_)) { break },
+            _ = tick.tick() => println!(
+                "{{\"event\":\"stats\",\"dropped\":{},\"delivered\":{}}}",
+                b.stats().messages_dropped,
+                b.stats().messages_delivered
+            ),
+        }
+    }
+    tokio::task::spawn_blocking(move || b.stop())
+        .await
+        .map_err(|e| e.to_string())
 }

@@ -33,6 +33,8 @@ enum Cmd {
     Recv(receiver::RecvArgs),
     /// An HTTP server with POST /publish (child process of `run`).
     ServeHttp(http::ServeArgs),
+    /// The embedded broker on a free loopback port (child process of `run`); stops when stdin closes.
+    ServeBroker,
     /// POST /publish load against a running server (for profiling by hand).
     Load {
         #[arg(long)]
@@ -70,6 +72,7 @@ async fn main() {
         Cmd::Run(a) => run::run(a).await,
         Cmd::Recv(a) => receiver::run(a).await,
         Cmd::ServeHttp(a) => http::serve(a).await,
+        Cmd::ServeBroker => broker::serve().await,
         Cmd::Load {
             port,
             c,

@@ -180,6 +180,8 @@ pub async fn run(args: RunArgs) -> Result<(), String> {
     )
     .await?;
     let broker_for = |q: u8| if q == 0 { &defaults } else { &deep };
+    // The embedded broker (rmqtt) with the limits the app runs it with, beside Mosquitto.
+    let embedded = Broker::start_embedded(&ctx.out, "rmqtt-embedded").await?;
 
     let mut res = Results::default();
     let combos = [(0u8, SMALL), (0, LARGE), (1, SMALL), (1, LARGE)];
@@ -201,6 +203,21 @@ pub async fn run(args: RunArgs) -> Result<(), String> {
                         Err(e) => res
                             .notes
                             .push(format!("inbound {kind} QoS {q} {size} B failed: {e}")),
+                    }
+                }
+                for kind in ["axum", "rumqttc"] {
+                    say(format!(
+                        "inbound run {}: {kind} on rmqtt QoS {q} {size} B",
+                        rep + 1
+                    ));
+                    match inbound_kid(&ctx, kind, &embedded, q, size).await {
+                        Ok(mut s) => {
+                            s.receiver = format!("{kind} on rmqtt");
+                            res.inbound.push(s)
+                        }
+                        Err(e) => res.notes.push(format!(
+                            "inbound {kind} on rmqtt QoS {q} {size} B failed: {e}"
+                        )),
                     }
                 }
             }
@@ -227,8 +244,20 @@ pub async fn run(args: RunArgs) -> Result<(), String> {
             ]),
             &ctx.log,
         )?;
+        let mut pub_rmqtt = Kid::spawn(
+            "serve-publish-rmqtt",
+            &strings(&[
+                "serve-http",
+                "--mode",
+                "publish",
+                "--mqtt-port",
+                &embedded.port.to_string(),
+            ]),
+            &ctx.log,
+        )?;
         let noop_port = port_of(&noop.event("ready", Duration::from_secs(15)).await?);
         let pub_port = port_of(&pubsrv.event("ready", Duration::from_secs(15)).await?);
+        let rmqtt_port = port_of(&pub_rmqtt.event("ready", Duration::from_secs(15)).await?);
         for rep in 0..ctx.runs {
             for c in CONCURRENCY {
                 say(format!("http run {}: c={c}", rep + 1));
@@ -267,11 +296,31 @@ pub async fn run(args: RunArgs) -> Result<(), String> {
                         Ok(p) => res.http.push(p),
                         Err(e) => res.notes.push(format!("http publish QoS {q} c={c}: {e}")),
                     }
+                    match http_point(
+                        &ctx,
+                        &Server {
+                            name: "rmqtt-embedded: axum-mqtt PublishEndpoint",
+                            port: rmqtt_port,
+                            pid: pub_rmqtt.pid,
+                        },
+                        Some(q),
+                        c,
+                        &embedded,
+                        true,
+                    )
+                    .await
+                    {
+                        Ok(p) => res.http.push(p),
+                        Err(e) => res
+                            .notes
+                            .push(format!("http publish on rmqtt QoS {q} c={c}: {e}")),
+                    }
                 }
             }
         }
         noop.finish().await;
         pubsrv.finish().await;
+        pub_rmqtt.finish().await;
         res.sections_secs
             .push(("http".into(), t.elapsed().as_secs_f64()));
     }
@@ -358,6 +407,7 @@ pub async fn run(args: RunArgs) -> Result<(), String> {
         brokers: vec![
             (defaults.name.clone(), defaults.settings.clone()),
             (deep.name.clone(), deep.settings.clone()),
+            (embedded.name.clone(), embedded.settings.clone()),
         ],
         mosquitto: mosquitto_version(),
         python: py_versions,
