@@ -54,8 +54,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .start()
         .await?;
 
-    let mut n = 1;
-    while args.count.is_none_or(|count| n <= count) {
+    // Like pub.py: the first message is `messages: 0`.
+    let mut n = 0;
+    while args.count.is_none_or(|count| n < count) {
         tokio::time::sleep(Duration::from_millis(args.interval_ms)).await;
         let msg = format!("messages: {n}");
         // Unlike paho's `client.publish()`, this resolves when the broker has the message
