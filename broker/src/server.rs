@@ -278,7 +278,9 @@ async fn build(
     crate::guard::install(&scx, l.max_topic_levels).await;
 
     let mut server = MqttServer::new(scx.clone());
-    let tcp_listener = bind(listener_builder("tcp", config.listen, l), "MQTT")?;
+    let tcp_listener = bind(listener_builder("tcp", config.listen, l), "MQTT")?
+        .tcp()
+        .map_err(|e| BrokerError::Start(format!("MQTT listener on {}: {e}", config.listen)))?;
     let tcp = local_addr(&tcp_listener, config.listen)?;
     server = server.listener_by_id(tcp_listener, 1);
     let mut ws = None;
@@ -358,11 +360,7 @@ fn listener_builder(name: &str, addr: SocketAddr, l: &Limits) -> Builder {
 
 fn bind(builder: Builder, what: &'static str) -> Result<Listener, BrokerError> {
     let addr = builder.laddr;
-    let listener = builder.bind().map_err(|e| bind_error(e, addr, what))?;
-    if what == "MQTT" {
-        return listener.tcp().map_err(|e| bind_error(e, addr, what));
-    }
-    Ok(listener)
+    builder.bind().map_err(|e| bind_error(e, addr, what))
 }
 
 fn bind_error(e: rmqtt::Error, addr: SocketAddr, what: &'static str) -> BrokerError {
