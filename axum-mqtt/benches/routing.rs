@@ -8,8 +8,9 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use axum_mqtt::extract::MqttRequest;
 use axum_mqtt::extract::{FromMessage, Json, Params, Payload, Text};
-use axum_mqtt::router::{Handler, MqttRequest};
+use axum_mqtt::router::Handler;
 use axum_mqtt::topic::{FilterIndex, TopicPattern};
 use axum_mqtt::Message;
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};

@@ -44,7 +44,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // (TLS is off unless MQTT_TLS_ENABLED=true).
     let mut config = MqttConfig::from_env()?;
     if std::env::var_os("MQTT_KEEPALIVE").is_none() {
-        config.keepalive = 5;
+        config.keepalive = std::time::Duration::from_secs(5);
     }
 
     // mqtt_client = Mqtt(app), with @on_connect and the subscription. A route is subscribed on

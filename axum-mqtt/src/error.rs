@@ -1,6 +1,22 @@
-//! The crate's error type.
+//! The crate's error types.
 
-use crate::config::ConfigError;
+/// A configuration value that cannot be used. The message names the key and the value.
+///
+/// ```
+/// let e = axum_mqtt::MqttConfig::from_pairs("MQTT2", [("MQTT2_KEEPALIVE", "soon")]).unwrap_err();
+/// assert_eq!(e.key, "MQTT2_KEEPALIVE");
+/// assert_eq!(e.to_string(), "MQTT2_KEEPALIVE=\"soon\": expected a whole number");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key}={value:?}: {reason}")]
+pub struct ConfigError {
+    /// The full key, prefix included (e.g. `MQTT_BROKER_PORT`).
+    pub key: String,
+    /// The offending value (passwords are masked).
+    pub value: String,
+    /// What is expected instead.
+    pub reason: String,
+}
 
 /// Everything an MQTT operation can fail with.
 ///
@@ -61,6 +77,10 @@ pub enum Error {
     /// The client was shut down (or its last handle dropped) before the operation completed.
     #[error("the MQTT client is shut down")]
     Closed,
+    /// The router cannot be built as written: two fallbacks or rejection handlers merged, or a
+    /// nested router with settings that only the outer router can have.
+    #[error("invalid router: {0}")]
+    Router(String),
     /// TLS could not be set up (bad certificate file, key, or version).
     #[error("TLS setup failed: {0}")]
     Tls(String),

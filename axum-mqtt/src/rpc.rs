@@ -17,59 +17,10 @@
 //! # Ok(()) }
 //! ```
 
-use std::time::Duration;
-
 use bytes::Bytes;
 
-use crate::extract::{FromMessage, Rejection};
-use crate::router::MqttRequest;
-use crate::{Error, Message, Mqtt, Properties, Protocol, QoS};
-
-impl Mqtt {
-    /// Publishes a request (QoS 1) with a fresh response topic and correlation data, and waits up to
-    /// `timeout` for the reply. Needs MQTT 5 ([`Error::PropertiesNeedV5`] otherwise).
-    pub async fn request(
-        &self,
-        topic: &str,
-        payload: impl Into<Bytes>,
-        timeout: Duration,
-    ) -> Result<Message, Error> {
-        if self.protocol() != Protocol::V5 {
-            return Err(Error::PropertiesNeedV5);
-        }
-        let id = format!("{:016x}", fastrand::u64(..));
-        let reply_topic = format!(
-            "_reply/{}/{id}",
-            self.state().client_id.replace(['+', '#', '/'], "_")
-        );
-        let wait = async {
-            // Subscribed before the request goes out, so a fast reply cannot be missed.
-            let mut replies = self.stream(&reply_topic, QoS::AtLeastOnce, 4).await?;
-            let props = Properties {
-                response_topic: Some(reply_topic.clone()),
-                correlation_data: Some(Bytes::from(id.clone())),
-                ..Default::default()
-            };
-            self.publish(topic, payload)
-                .qos(QoS::AtLeastOnce)
-                .properties(props)
-                .await?;
-            while let Some(m) = replies.recv().await {
-                let matches = m
-                    .properties()
-                    .and_then(|p| p.correlation_data.as_ref())
-                    .is_none_or(|c| c.as_ref() == id.as_bytes());
-                if matches {
-                    return Ok(m);
-                }
-            }
-            Err(Error::Closed)
-        };
-        tokio::time::timeout(timeout, wait)
-            .await
-            .map_err(|_| Error::Timeout(timeout))?
-    }
-}
+use crate::extract::{FromMessage, MqttRequest, OptionalFromMessage, Rejection};
+use crate::{Error, Mqtt, Properties, QoS};
 
 /// Answers an MQTT 5 request: publishes to its response topic with its correlation data.
 /// Rejected ([`Rejection::MissingProperty`]) when the message has no response topic.
@@ -114,5 +65,19 @@ impl<S> FromMessage<S> for Responder {
             topic,
             correlation: props.and_then(|p| p.correlation_data.clone()),
         })
+    }
+}
+
+/// `Option<Responder>`: `None` for a message that asks for no reply (no response topic).
+impl<S> OptionalFromMessage<S> for Responder {
+    fn from_message(req: &MqttRequest, state: &S) -> Result<Option<Self>, Rejection> {
+        let asks = req
+            .message()
+            .properties()
+            .is_some_and(|p| p.response_topic.is_some());
+        if !asks {
+            return Ok(None);
+        }
+        <Self as FromMessage<S>>::from_message(req, state).map(Some)
     }
 }

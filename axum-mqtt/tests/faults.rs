@@ -48,8 +48,8 @@ fn persistent(port: u16, protocol: Protocol, name: &str) -> MqttConfig {
     let mut cfg = mosquitto_config(port, protocol);
     cfg.client_id = unique_id(name);
     cfg.clean_session = false;
-    cfg.reconnect_min_ms = 20;
-    cfg.reconnect_max_ms = 200;
+    cfg.reconnect_min = std::time::Duration::from_millis(20);
+    cfg.reconnect_max = std::time::Duration::from_millis(200);
     cfg
 }
 
@@ -440,8 +440,8 @@ async fn auth_refused(protocol: Protocol, codes: &[u8]) {
     let mut cfg = mosquitto_config(m.port, protocol);
     cfg.username = Some("app".into());
     cfg.password = Some("wrong".into());
-    cfg.reconnect_min_ms = 50;
-    cfg.reconnect_max_ms = 400;
+    cfg.reconnect_min = std::time::Duration::from_millis(50);
+    cfg.reconnect_max = std::time::Duration::from_millis(400);
     let (conn_cb, mut connacks) = event_collector::<Connack>();
     let started = Instant::now();
     let client = Mqtt::builder(cfg.clone())
@@ -537,7 +537,7 @@ async fn stalled_broker_is_detected_by_keepalive() {
     let (h, mut rx) = collector();
     let (disc_cb, mut disconnects) = event_collector::<Disconnected>();
     let mut cfg = mosquitto_config(m.port, Protocol::V311);
-    cfg.keepalive = 1;
+    cfg.keepalive = std::time::Duration::from_secs(1);
     let client = connected(
         Mqtt::builder(cfg)
             .on_topic(&format!("{t}/+"), h)
@@ -592,7 +592,7 @@ async fn publish_during_stall_completes_after_resume() {
     let t = unique("stallpub");
     let (h, mut rx) = collector();
     let mut cfg = mosquitto_config(m.port, Protocol::V311);
-    cfg.keepalive = 1;
+    cfg.keepalive = std::time::Duration::from_secs(1);
     let client = connected(Mqtt::builder(cfg).on_topic(&format!("{t}/+"), h)).await;
     client
         .subscribe(&format!("{t}/+"), QoS::AtLeastOnce)
@@ -687,8 +687,8 @@ async fn broken_peer(how: Misbehave) {
     let (disc_cb, mut disconnects) = event_collector::<Disconnected>();
     let (conn_cb, mut connacks) = event_collector::<Connack>();
     let mut cfg = mosquitto_config(port, Protocol::V311);
-    cfg.reconnect_min_ms = 40;
-    cfg.reconnect_max_ms = 320;
+    cfg.reconnect_min = std::time::Duration::from_millis(40);
+    cfg.reconnect_max = std::time::Duration::from_millis(320);
     let client = Mqtt::builder(cfg)
         .on_topic(&format!("{t}/+"), h)
         .on_disconnect(disc_cb)

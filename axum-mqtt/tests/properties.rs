@@ -7,8 +7,8 @@ mod common;
 
 use std::collections::HashMap;
 
+use axum_mqtt::extract::MqttRequest;
 use axum_mqtt::extract::{FromMessage, Json, Params, Payload, Rejection, Text, Topic};
-use axum_mqtt::router::MqttRequest;
 use axum_mqtt::topic::{matches, split_share, validate_filter, validate_topic, TopicPattern};
 use axum_mqtt::{Message, MqttConfig};
 use proptest::prelude::*;
@@ -184,7 +184,7 @@ proptest! {
 
 /// Every key the config reads, plus an unknown one and an empty one.
 fn keys() -> Vec<&'static str> {
-    let mut k = axum_mqtt::config::KEYS.to_vec();
+    let mut k = axum_mqtt::MqttConfig::keys().collect::<Vec<_>>();
     k.extend(["UNKNOWN", ""]);
     k
 }
@@ -260,7 +260,7 @@ proptest! {
             Ok(cfg) => prop_assert!(cfg.validate().is_ok(), "accepted an invalid config: {:?}", cfg),
             Err(e) => {
                 prop_assert!(e.key.starts_with("MQTT_"), "error without an MQTT_ key: {:?}", e);
-                let known = axum_mqtt::config::KEYS.iter().any(|k| e.key == format!("MQTT_{k}"));
+                let known = axum_mqtt::MqttConfig::keys().any(|k| e.key == format!("MQTT_{k}"));
                 prop_assert!(known, "error names an unknown key: {:?}", e);
                 prop_assert!(e.to_string().starts_with(&e.key));
                 if e.key == "MQTT_PASSWORD" {

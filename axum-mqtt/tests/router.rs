@@ -7,11 +7,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum_mqtt::extract::MqttRequest;
 use axum_mqtt::extract::{
     ContentType, CorrelationData, Json, Params, Payload, Rejection, ResponseTopic, Retain, State,
     Text, Topic, UserProperties,
 };
-use axum_mqtt::router::{MqttRequest, RouteOptions, TraceLayer};
+use axum_mqtt::router::{RouteOptions, TraceLayer};
 use axum_mqtt::rpc::Responder;
 use axum_mqtt::{Error, Message, Mqtt, Properties, Protocol, QoS, Router};
 use axum_mqtt_testkit::unique;

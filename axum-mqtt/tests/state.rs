@@ -56,8 +56,8 @@ async fn refused_credentials(protocol: Protocol) {
     let mut cfg = mosquitto_config(m.port, protocol);
     cfg.username = Some("user".into());
     cfg.password = Some("wrong".into());
-    cfg.reconnect_min_ms = 100;
-    cfg.reconnect_max_ms = 1000;
+    cfg.reconnect_min = std::time::Duration::from_millis(100);
+    cfg.reconnect_max = std::time::Duration::from_millis(1000);
     let (on_connect, mut acks) = event_collector::<Connack>();
     let started = tokio::time::Instant::now();
     let mqtt = Mqtt::builder(cfg)
@@ -215,13 +215,13 @@ async fn broker_unreachable_at_start() {
 #[tokio::test]
 async fn bad_configuration_is_an_error_at_start() {
     let mut cfg = embedded_config(Protocol::V5);
-    cfg.keepalive = 1; // rumqttc's MQTT 5 client would panic below 5 s
+    cfg.keepalive = std::time::Duration::from_secs(1); // rumqttc's MQTT 5 client would panic below 5 s
     match Mqtt::start(cfg).await {
         Err(Error::Config(e)) => assert_eq!(e.key, "MQTT_KEEPALIVE", "{e}"),
         other => panic!("expected a config error, got {other:?}"),
     }
     let mut cfg = embedded_config(Protocol::V311);
-    cfg.keepalive = 70_000;
+    cfg.keepalive = std::time::Duration::from_secs(70_000);
     match Mqtt::start(cfg).await {
         Err(Error::Config(e)) => assert_eq!(e.key, "MQTT_KEEPALIVE", "{e}"),
         other => panic!("expected a config error, got {other:?}"),

@@ -16,8 +16,8 @@ async fn fight(protocol: Protocol) {
     let id = unique("same-id").replace('/', "-");
     let mut a = mosquitto_config(m.port, protocol);
     a.client_id = id.clone();
-    a.reconnect_min_ms = 50;
-    a.reconnect_max_ms = 2_000;
+    a.reconnect_min = std::time::Duration::from_millis(50);
+    a.reconnect_max = std::time::Duration::from_millis(2_000);
     // Same broker under another name: the in-process guard cannot tell, like two separate processes.
     let mut b = a.clone();
     b.broker_url = "localhost".into();

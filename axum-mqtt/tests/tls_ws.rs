@@ -6,7 +6,7 @@ mod common;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use axum_mqtt::config::TlsVersion;
+use axum_mqtt::TlsVersion;
 use axum_mqtt::{Mqtt, MqttConfig, Protocol, QoS, Status, Transport};
 use axum_mqtt_testkit::{embedded, unique, Mosquitto, MosquittoOptions, TestPki};
 use common::*;
@@ -280,8 +280,8 @@ async fn secure_websockets_from_url() {
         let mut cfg = MqttConfig::from_url(&format!("wss://{host}:{wss}/mqtt")).unwrap();
         assert!(cfg.tls.enabled && cfg.transport == Transport::Websockets);
         cfg.tls.ca_certs = Some(pki.path("ca.pem"));
-        cfg.reconnect_min_ms = 20;
-        cfg.reconnect_max_ms = 300;
+        cfg.reconnect_min = std::time::Duration::from_millis(20);
+        cfg.reconnect_max = std::time::Duration::from_millis(300);
         let mqtt = connected(Mqtt::builder(cfg)).await;
         roundtrip(&mqtt).await;
         mqtt.shutdown(WAIT).await;
@@ -290,8 +290,8 @@ async fn secure_websockets_from_url() {
     let other = TestPki::generate();
     let mut cfg = MqttConfig::from_url(&format!("wss://localhost:{wss}/mqtt")).unwrap();
     cfg.tls.ca_certs = Some(other.path("ca.pem"));
-    cfg.reconnect_min_ms = 20;
-    cfg.reconnect_max_ms = 300;
+    cfg.reconnect_min = std::time::Duration::from_millis(20);
+    cfg.reconnect_max = std::time::Duration::from_millis(300);
     let err = refused(cfg).await;
     assert!(err.contains("invalid peer certificate"), "{err:?}");
 }

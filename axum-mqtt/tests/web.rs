@@ -198,7 +198,7 @@ async fn allow_list_and_broker_down() {
     // A client whose broker is unreachable: QoS 1 publish times out with 504, health is 503.
     let nobody = closed_port();
     let mut cfg = MqttConfig::new("127.0.0.1", nobody.port);
-    cfg.reconnect_min_ms = 50;
+    cfg.reconnect_min = std::time::Duration::from_millis(50);
     let offline = Mqtt::start(cfg).await.unwrap();
     let base = serve(
         axum::Router::new()

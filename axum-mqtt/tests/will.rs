@@ -8,7 +8,7 @@ mod common;
 
 use std::time::Duration;
 
-use axum_mqtt::config::LastWill;
+use axum_mqtt::LastWill;
 use axum_mqtt::{Mqtt, MqttConfig, Protocol, QoS, Status};
 use axum_mqtt_testkit::{unique, Mosquitto, MosquittoOptions};
 use common::*;
@@ -138,7 +138,7 @@ async fn silent_link_fires_will_after_keepalive() {
     let (_w, mut wills) = watcher(&m, &topic).await;
     let proxy = Proxy::start(m.port).await;
     let mut cfg = will_config(proxy.port, Protocol::V311, &topic);
-    cfg.keepalive = 1;
+    cfg.keepalive = std::time::Duration::from_secs(1);
     let id = cfg.client_id.clone();
     let client = connected(Mqtt::builder(cfg)).await;
     let mut state = client.watch_state();

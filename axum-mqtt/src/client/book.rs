@@ -5,7 +5,7 @@
 //! in the order they entered, so a FIFO per request kind, filled under the same lock that puts the
 //! request into the channel, tells which caller a packet id belongs to. When a connection is lost the
 //! connection task rebuilds rumqttc's replay queue itself and keeps this book in step (see
-//! `connection.rs`).
+//! `replay.rs`).
 
 use std::collections::{HashMap, VecDeque};
 
@@ -47,6 +47,16 @@ pub(crate) struct SubWaiter {
 }
 
 impl SubWaiter {
+    /// The restore of every subscription after a reconnect, answering `attached` callers from it.
+    pub fn restore(filters: Vec<(String, QoS)>, attached: Vec<SubWaiter>) -> Self {
+        SubWaiter {
+            filters,
+            reply: None,
+            attached,
+            _permit: None,
+        }
+    }
+
     /// Answers this waiter and every attached one from the codes of this request's filters.
     pub fn finish(mut self, res: Result<Vec<SubCode>, Error>) {
         for a in std::mem::take(&mut self.attached) {
@@ -108,6 +118,13 @@ impl<W> Queue<W> {
         for w in front.into_iter().rev() {
             self.queued.push_front(w);
         }
+    }
+
+    /// Takes the in-flight waiters, in packet id order.
+    pub fn take_inflight(&mut self) -> Vec<W> {
+        let mut all: Vec<(u16, W)> = self.inflight.drain().collect();
+        all.sort_by_key(|(pkid, _)| *pkid);
+        all.into_iter().map(|(_, w)| w).collect()
     }
 
     pub fn drain_all(&mut self) -> Vec<W> {

@@ -4,13 +4,11 @@
 //! callbacks, and it owns what happens around a reconnect:
 //!
 //! * On an error, rumqttc moves the lost connection's in-flight publishes and every request still in
-//!   its channel into its replay queue (`pending`). We take that queue at once, so nothing is dropped
-//!   silently when the broker then answers `session_present = false` (rumqttc 0.25 clears the queue
-//!   on a fresh session).
-//! * On CONNACK we rebuild the queue: with a fresh session, one SUBSCRIBE restoring every
-//!   subscription in the registry, publishes re-sent as new ones (QoS 2 publishes the broker already
-//!   received fail with [`Error::SessionLost`] instead of being duplicated); with a resumed session,
-//!   everything replayed as it was. The ack book is reordered to match, request for request.
+//!   its channel into its replay queue. We take that queue at once, so nothing is dropped silently
+//!   when the broker then answers `session_present = false` (rumqttc 0.25 clears the queue on a
+//!   fresh session).
+//! * On CONNACK, [`replay::reconcile`] decides what goes out again and keeps the ack book in step;
+//!   this task only hands its answer to rumqttc.
 //! * Between attempts it waits with capped exponential backoff and jitter.
 
 use std::sync::Arc;
@@ -18,11 +16,12 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
-use super::book::SubWaiter;
 use super::dispatch::Dispatcher;
 use super::events::{Connack, Disconnected, Event, Published, Status, Subscribed, Unsubscribed};
-use super::link::{Link, LinkError, NetEvent, Req, ReqKind};
-use super::{Counters, Shared, Stop};
+use super::link::{Link, LinkError, NetEvent, Req};
+use super::replay;
+use super::shared::{Shared, Stop};
+use super::stats::Counters;
 use crate::message::QoS;
 use crate::Error;
 
@@ -34,13 +33,8 @@ pub(crate) async fn run(shared: Arc<Shared>, link: Link, dispatcher: Dispatcher)
         dispatcher,
         stop,
         stranded: Vec::new(),
-        connected: false,
-        ever_connected: false,
-        disconnect_sent: false,
-        attempts: 0,
-        connected_at: None,
-        short_lived: 0,
-        taken_over: false,
+        phase: Phase::Starting,
+        retry: Retry::default(),
     };
     conn.run().await;
 }
@@ -58,11 +52,30 @@ struct Connection {
     stop: watch::Receiver<Stop>,
     /// rumqttc's replay queue, taken when a connection was lost, put back (rebuilt) on CONNACK.
     stranded: Vec<Req>,
-    connected: bool,
-    ever_connected: bool,
-    disconnect_sent: bool,
+    phase: Phase,
+    retry: Retry,
+}
+
+/// Where the connection is, from the task's side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// No CONNACK yet since the client started.
+    Starting,
+    /// Acknowledged by the broker.
+    Connected {
+        since: Instant,
+        /// Shutting down: DISCONNECT is queued.
+        disconnect_sent: bool,
+    },
+    /// Lost after having been connected; reconnecting.
+    Lost,
+}
+
+/// What the backoff and the take-over diagnosis remember between attempts.
+#[derive(Debug, Default)]
+struct Retry {
+    /// Failed attempts since the last connection that lived long enough.
     attempts: u32,
-    connected_at: Option<Instant>,
     /// Connections in a row that dropped within [`SHORT_LIVED`] of their CONNACK.
     short_lived: u32,
     /// The broker said another connection took our client id over (MQTT 5).
@@ -73,11 +86,18 @@ struct Connection {
 /// over one client id (Flask-MQTT #64) slow down instead of taking each other over in a tight loop.
 const SHORT_LIVED: Duration = Duration::from_secs(5);
 
+/// The delay before attempt `attempts + 1` (without jitter): `min` doubled per failed attempt,
+/// capped at `max`.
+fn backoff(min: Duration, max: Duration, attempts: u32) -> Duration {
+    let exp = attempts.saturating_sub(1).min(20);
+    min.saturating_mul(1u32 << exp).min(max)
+}
+
 impl Connection {
     async fn run(&mut self) {
         loop {
             let stopping = *self.stop.borrow() != Stop::Running;
-            let polled = if self.connected {
+            let polled = if matches!(self.phase, Phase::Connected { .. }) {
                 // Never cancel a poll on a live connection: rumqttc may be mid-write.
                 self.link.poll().await
             } else {
@@ -94,12 +114,15 @@ impl Connection {
                     if self.on_event(ev).await == Flow::Exit {
                         break;
                     }
-                    if stopping
-                        && !self.disconnect_sent
-                        && Shared::lock(&self.shared.book).outstanding() == 0
+                    if let Phase::Connected {
+                        disconnect_sent: sent @ false,
+                        ..
+                    } = &mut self.phase
                     {
-                        self.disconnect_sent = true;
-                        let _ = self.shared.sender.try_disconnect();
+                        if stopping && Shared::lock(&self.shared.book).outstanding() == 0 {
+                            *sent = true;
+                            let _ = self.shared.sender.try_disconnect();
+                        }
                     }
                 }
                 Err(e) => {
@@ -119,14 +142,9 @@ impl Connection {
 
     fn backoff(&self) -> Duration {
         let cfg = &self.shared.config;
-        let exp = self.attempts.saturating_sub(1).min(20);
-        let base = cfg
-            .reconnect_min_ms
-            .saturating_mul(1u64 << exp)
-            .min(cfg.reconnect_max_ms);
         // ±20 % jitter, so a fleet of app instances does not reconnect in lockstep.
         let jitter = 0.8 + fastrand::f64() * 0.4;
-        Duration::from_millis((base as f64 * jitter) as u64)
+        backoff(cfg.reconnect_min, cfg.reconnect_max, self.retry.attempts).mul_f64(jitter)
     }
 
     fn set_state(&self, f: impl FnOnce(&mut super::ConnectionState)) {
@@ -137,12 +155,13 @@ impl Connection {
         match ev {
             NetEvent::ConnAck { session_present } => self.on_connack(session_present),
             NetEvent::Publish(msg) => {
-                if !self.shared.ack_after.is_empty() && !self.shared.acks_after_handling(&msg) {
+                let ack_after = self.shared.acks_after_handling(&msg);
+                if !self.shared.ack_after.is_empty() && !ack_after {
                     // Manual acks are on for other routes; this message is acknowledged on receipt.
                     self.link.push_ack(msg.pkid, msg.qos);
                 }
                 tokio::select! {
-                    _ = self.dispatcher.message(msg) => {}
+                    _ = self.dispatcher.message(msg, ack_after) => {}
                     // A handler stuck forever must not keep shutdown waiting.
                     _ = self.stop.changed() => {}
                 }
@@ -207,7 +226,7 @@ impl Connection {
             }
             NetEvent::OutDisconnect => return Flow::Exit,
             NetEvent::Disconnect { reason, taken_over } => {
-                self.taken_over |= taken_over;
+                self.retry.taken_over |= taken_over;
                 tracing::warn!(%reason, "broker disconnected us");
             }
             NetEvent::Other => {}
@@ -253,117 +272,21 @@ impl Connection {
     }
 
     fn on_connack(&mut self, session_present: bool) {
-        let first = !self.ever_connected;
-        self.connected = true;
-        self.ever_connected = true;
-        self.connected_at = Some(Instant::now());
-        self.disconnect_sent = false;
-        let fresh = !session_present;
+        let first = self.phase == Phase::Starting;
+        self.phase = Phase::Connected {
+            since: Instant::now(),
+            disconnect_sent: false,
+        };
+        let subscriptions = Shared::lock(&self.shared.registry).all();
+        let connack = replay::Connack {
+            first,
+            session_present,
+        };
         let stranded = std::mem::take(&mut self.stranded);
-        let mut pending: Vec<Req> = Vec::new();
-        {
+        let pending = {
             let mut book = Shared::lock(&self.shared.book);
-            let book = &mut *book;
-            let mut inflight_subs: Vec<SubWaiter> =
-                book.subs.inflight.drain().map(|(_, w)| w).collect();
-            let mut inflight_unsubs: Vec<_> =
-                book.unsubs.inflight.drain().map(|(_, w)| w).collect();
-            let count = |k: ReqKind| stranded.iter().filter(|r| r.kind() == k).count();
-            let queued_subs: Vec<SubWaiter> = (0..count(ReqKind::Subscribe))
-                .filter_map(|_| book.subs.queued.pop_front())
-                .collect();
-            let queued_unsubs: Vec<_> = (0..count(ReqKind::Unsubscribe))
-                .filter_map(|_| book.unsubs.queued.pop_front())
-                .collect();
-            let mut front_subs: Vec<SubWaiter> = Vec::new();
-            let mut front_unsubs = Vec::new();
-            if fresh || first {
-                // One SUBSCRIBE restores everything; callers whose SUBSCRIBE was caught by the
-                // disconnect are answered from it.
-                let filters = Shared::lock(&self.shared.registry).all();
-                let attached: Vec<SubWaiter> = queued_subs
-                    .into_iter()
-                    .chain(std::mem::take(&mut inflight_subs))
-                    .collect();
-                if filters.is_empty() {
-                    for a in attached {
-                        a.finish(Err(Error::Refused(
-                            "unsubscribed before the broker confirmed".into(),
-                        )));
-                    }
-                } else {
-                    tracing::debug!(count = filters.len(), "restoring subscriptions");
-                    pending.push(self.link.subscribe_request(&filters));
-                    front_subs.push(SubWaiter {
-                        filters,
-                        reply: None,
-                        attached,
-                        _permit: None,
-                    });
-                }
-                // A new session has no subscriptions to remove.
-                for w in queued_unsubs
-                    .into_iter()
-                    .chain(std::mem::take(&mut inflight_unsubs))
-                {
-                    w.finish(Ok(()));
-                }
-            } else {
-                front_subs.extend(queued_subs);
-                front_unsubs.extend(queued_unsubs);
-            }
-            let mut front_pubs = Vec::new();
-            for mut req in stranded {
-                match req.kind() {
-                    ReqKind::Publish { pkid }
-                        if pkid == 0 || !book.pubs.inflight.contains_key(&pkid) =>
-                    {
-                        // Never written: its caller is next in the queue.
-                        if let Some(w) = book.pubs.queued.pop_front() {
-                            front_pubs.push(w);
-                        }
-                        pending.push(req);
-                    }
-                    ReqKind::Publish { pkid } => {
-                        if !fresh {
-                            pending.push(req); // replayed with its packet id (DUP)
-                        } else if let Some(w) = book.pubs.inflight.remove(&pkid) {
-                            if w.received {
-                                w.finish(Err(Error::SessionLost));
-                            } else {
-                                req.renew_publish();
-                                front_pubs.push(w);
-                                pending.push(req);
-                            }
-                        }
-                    }
-                    ReqKind::PubRel | ReqKind::Subscribe | ReqKind::Unsubscribe if fresh => {}
-                    ReqKind::Other if fresh && req.is_incoming_ack() => {}
-                    _ => pending.push(req),
-                }
-            }
-            if fresh {
-                // QoS 2 publishes between PUBREC and PUBCOMP: the broker's session is gone.
-                for (_, w) in book.pubs.inflight.drain() {
-                    w.finish(Err(Error::SessionLost));
-                }
-            } else {
-                // Resumed session: SUBSCRIBE/UNSUBSCRIBE that got no answer are sent again.
-                for w in inflight_subs {
-                    pending.push(self.link.subscribe_request(&w.filters));
-                    front_subs.push(w);
-                }
-                for w in inflight_unsubs {
-                    for f in &w.filters {
-                        pending.push(self.link.unsubscribe_request(f));
-                    }
-                    front_unsubs.push(w);
-                }
-            }
-            book.pubs.requeue_front(front_pubs);
-            book.subs.requeue_front(front_subs);
-            book.unsubs.requeue_front(front_unsubs);
-        }
+            replay::reconcile(stranded, &mut book, subscriptions, connack)
+        };
         self.link.push_pending(pending);
         self.set_state(|s| {
             s.status = Status::Connected;
@@ -391,21 +314,26 @@ impl Connection {
             }
         }
         self.stranded.extend(self.link.take_pending());
-        let was_connected = std::mem::replace(&mut self.connected, false);
-        if was_connected {
-            let lived = self.connected_at.map_or(Duration::ZERO, |t| t.elapsed());
-            if lived < SHORT_LIVED {
-                self.short_lived += 1;
-            } else {
-                self.short_lived = 0;
-                self.attempts = 0;
+        let ever_connected = self.phase != Phase::Starting;
+        let was_connected = match self.phase {
+            Phase::Connected { since, .. } => {
+                self.phase = Phase::Lost;
+                if since.elapsed() < SHORT_LIVED {
+                    self.retry.short_lived += 1;
+                } else {
+                    self.retry.short_lived = 0;
+                    self.retry.attempts = 0;
+                }
+                true
             }
-        } else {
-            // The broker could not be reached at all: it is restarting or down, not taken over.
-            self.short_lived = 0;
-        }
-        self.attempts = self.attempts.saturating_add(1);
-        let attempts = self.attempts;
+            Phase::Starting | Phase::Lost => {
+                // The broker could not be reached at all: it is restarting or down, not taken over.
+                self.retry.short_lived = 0;
+                false
+            }
+        };
+        self.retry.attempts = self.retry.attempts.saturating_add(1);
+        let attempts = self.retry.attempts;
         let mut msg = match e.refused {
             Some(code) => format!(
                 "connection refused by the broker (code {code}): {}",
@@ -413,7 +341,7 @@ impl Connection {
             ),
             None => e.message.clone(),
         };
-        if std::mem::take(&mut self.taken_over) || self.short_lived >= 3 {
+        if std::mem::take(&mut self.retry.taken_over) || self.retry.short_lived >= 3 {
             let id = self.shared.state.borrow().client_id.clone();
             msg = format!(
                 "{msg}; the broker keeps dropping us right after connecting: another client is probably \
@@ -433,7 +361,7 @@ impl Connection {
             self.dispatcher.event(Event::Connect(Connack {
                 code,
                 session_present: false,
-                reconnect: self.ever_connected,
+                reconnect: ever_connected,
             }));
         }
         self.set_state(|s| {
@@ -445,7 +373,8 @@ impl Connection {
     }
 
     fn finish(&mut self) {
-        let was_connected = std::mem::replace(&mut self.connected, false);
+        let was_connected = matches!(self.phase, Phase::Connected { .. });
+        self.phase = Phase::Lost;
         self.shared.permits.close();
         Shared::lock(&self.shared.book).fail_all(&Error::Closed);
         self.shared
@@ -459,5 +388,18 @@ impl Connection {
         }
         self.set_state(|s| s.status = Status::Stopped);
         tracing::info!("MQTT client stopped");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let (min, max) = (Duration::from_millis(100), Duration::from_secs(3));
+        let delays: Vec<u128> = (0..9).map(|a| backoff(min, max, a).as_millis()).collect();
+        assert_eq!(delays, [100, 100, 200, 400, 800, 1600, 3000, 3000, 3000]);
+        assert_eq!(backoff(min, max, u32::MAX), max);
     }
 }

@@ -17,10 +17,13 @@ use tokio::sync::mpsc;
 use tower::{BoxError, Service, ServiceExt};
 
 use super::events::{Connack, Disconnected, Event, Published, Subscribed, Unsubscribed};
-use super::{Counters, Inner, Mqtt, Shared};
-use crate::extract::Rejection;
+use super::handle::Mqtt;
+use super::shared::{Inner, Shared};
+use super::stats::Counters;
+use super::table::RouteTable;
+use crate::extract::MqttRequest;
 use crate::message::Message;
-use crate::router::{MqttRequest, Route, RouteTable};
+use crate::router::{Outcome, RejectionHandler, Route};
 
 type BoxFut = Pin<Box<dyn Future<Output = ()> + Send>>;
 pub(crate) type Callback<E> = Arc<dyn Fn(Mqtt, E) -> BoxFut + Send + Sync>;
@@ -37,15 +40,23 @@ pub(crate) struct Callbacks {
 
 /// The connection task's side of the dispatcher.
 pub(crate) struct Dispatcher {
-    lanes: Vec<mpsc::Sender<Message>>,
+    lanes: Vec<mpsc::Sender<Incoming>>,
     events: mpsc::Sender<Event>,
     wants_publish_events: bool,
     shared: Arc<Shared>,
 }
 
+/// A message for a lane, with the connection task's one decision about its acknowledgement.
+struct Incoming {
+    msg: Message,
+    /// Acknowledge after the handlers succeeded (an ack-after-handling route matches it).
+    ack_after: bool,
+}
+
 impl Dispatcher {
     /// Queues a message on its topic's lane, waiting while the lane is full (backpressure).
-    pub async fn message(&self, msg: Message) {
+    /// `ack_after`: the lane acknowledges it once its handlers succeeded.
+    pub async fn message(&self, msg: Message, ack_after: bool) {
         let lane = if self.lanes.len() == 1 {
             0
         } else {
@@ -54,7 +65,11 @@ impl Dispatcher {
             (h.finish() % self.lanes.len() as u64) as usize
         };
         Counters::bump(&self.shared.counters.received);
-        if self.lanes[lane].send(msg).await.is_err() {
+        if self.lanes[lane]
+            .send(Incoming { msg, ack_after })
+            .await
+            .is_err()
+        {
             tracing::error!("message lane closed; message dropped");
         }
     }
@@ -97,41 +112,29 @@ pub(crate) fn spawn(
 }
 
 async fn lane(
-    mut rx: mpsc::Receiver<Message>,
+    mut rx: mpsc::Receiver<Incoming>,
     mut table: RouteTable,
     shared: Arc<Shared>,
     client: Weak<Inner>,
 ) {
-    let (index, catch_all) = (table.index.clone(), table.catch_all.clone());
     let mut matching = Vec::new();
-    while let Some(msg) = rx.recv().await {
+    while let Some(Incoming { msg, ack_after }) = rx.recv().await {
         let mqtt = client.upgrade().map(Mqtt::from_inner);
         let mut matched = false;
         let mut ack_ok = true;
-        matching.clear();
-        matching.extend_from_slice(&catch_all);
-        index.matching(msg.topic(), &mut matching);
+        table.matching(msg.topic(), &mut matching);
         for &i in &matching {
-            let Some(r) = table.routes.get_mut(i) else {
+            let on_rejection = table.on_rejection.clone();
+            let Some((req, r, by_pattern)) = table.request(i, &msg, mqtt.clone()) else {
                 continue;
             };
-            let params = match &r.pattern {
-                None => Vec::new(),
-                Some(p) => match p.matches(msg.topic()) {
-                    Some(c) => {
-                        matched = true;
-                        c
-                    }
-                    None => continue,
-                },
-            };
-            let req = MqttRequest::with(msg.clone(), params, mqtt.clone());
-            let ok = call(&mut r.route, req, &shared, table.on_rejection.as_ref()).await;
+            matched |= by_pattern;
+            let ok = call(&mut r.route, req, &shared, on_rejection.as_ref()).await;
             if r.ack_after && !ok {
                 ack_ok = false;
             }
         }
-        if shared.acks_after_handling(&msg) {
+        if ack_after {
             if ack_ok {
                 if let Err(e) = shared.sender.try_ack(msg.pkid, msg.qos) {
                     tracing::error!(topic = msg.topic(), error = %e, "could not queue the acknowledgement");
@@ -163,37 +166,34 @@ async fn call(
     route: &mut Route,
     req: MqttRequest,
     shared: &Shared,
-    on_rejection: Option<&crate::router::RejectionHandler>,
+    on_rejection: Option<&RejectionHandler>,
 ) -> bool {
     let msg = req.message().clone();
     let run = async {
         let svc = route.ready().await?;
         svc.call(req).await
     };
-    let outcome: Result<Result<(), BoxError>, _> = AssertUnwindSafe(run).catch_unwind().await;
+    let outcome: Result<Result<Outcome, BoxError>, _> = AssertUnwindSafe(run).catch_unwind().await;
     let c = &shared.counters;
     match outcome {
-        Ok(Ok(())) => {
+        Ok(Ok(Outcome::Handled)) => {
             Counters::bump(&c.handled);
             true
         }
-        Ok(Err(e)) => {
-            match e.downcast::<Rejection>() {
-                Ok(rejection) => {
-                    Counters::bump(&c.rejected);
-                    tracing::warn!(topic = msg.topic(), kind = rejection.kind(), error = %rejection, "message rejected");
-                    if let Some(f) = on_rejection {
-                        let fut = f(*rejection, msg);
-                        if AssertUnwindSafe(fut).catch_unwind().await.is_err() {
-                            Counters::bump(&c.handler_panics);
-                        }
-                    }
-                }
-                Err(e) => {
-                    Counters::bump(&c.handler_errors);
-                    tracing::warn!(topic = msg.topic(), error = %e, "handler failed");
+        Ok(Ok(Outcome::Rejected(rejection))) => {
+            Counters::bump(&c.rejected);
+            tracing::warn!(topic = msg.topic(), kind = rejection.kind(), error = %rejection, "message rejected");
+            if let Some(f) = on_rejection {
+                let fut = f(rejection, msg);
+                if AssertUnwindSafe(fut).catch_unwind().await.is_err() {
+                    Counters::bump(&c.handler_panics);
                 }
             }
+            false
+        }
+        Ok(Err(e)) => {
+            Counters::bump(&c.handler_errors);
+            tracing::warn!(topic = msg.topic(), error = %e, "handler failed");
             false
         }
         Err(panic) => {

@@ -7,6 +7,7 @@ use crate::message::QoS;
 /// Where the connection is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Status {
     /// Connecting for the first time.
     Connecting,
@@ -29,6 +30,7 @@ pub enum Status {
 /// # }
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct ConnectionState {
     /// Current status.
     pub status: Status,
@@ -44,6 +46,7 @@ pub struct ConnectionState {
 
 /// A CONNACK: the broker answered a connection attempt (Flask-MQTT's `on_connect(rc)`).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Connack {
     /// 0 on success, else the refusal code (MQTT 3.1.1: 1-5; MQTT 5: reason code ≥ 0x80).
     pub code: u8,
@@ -62,6 +65,7 @@ impl Connack {
 
 /// The connection was lost or closed (Flask-MQTT's `on_disconnect`).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Disconnected {
     /// Why; `None` for a shutdown we asked for.
     pub reason: Option<String>,
@@ -69,6 +73,7 @@ pub struct Disconnected {
 
 /// The broker acknowledged one of our publishes (Flask-MQTT's `on_publish(mid)`).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Published {
     /// Packet id (`mid`); 0 for QoS 0, which is "acknowledged" once written.
     pub mid: u16,
@@ -78,6 +83,7 @@ pub struct Published {
 
 /// The broker answered a SUBSCRIBE (Flask-MQTT's `on_subscribe(mid, granted_qos)`).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Subscribed {
     /// Packet id.
     pub mid: u16,
@@ -87,6 +93,7 @@ pub struct Subscribed {
 
 /// The broker acknowledged an UNSUBSCRIBE (Flask-MQTT's `on_unsubscribe(mid)`).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Unsubscribed {
     /// Packet id.
     pub mid: u16,

@@ -8,7 +8,8 @@ use std::task::{Context, Poll};
 use futures_util::Stream;
 use tokio::sync::mpsc;
 
-use super::{Counters, Mqtt};
+use super::handle::Mqtt;
+use super::stats::Counters;
 use crate::message::Message;
 use crate::topic::TopicPattern;
 use crate::Error;

@@ -1,7 +1,7 @@
 use serde::de::DeserializeOwned;
 
-use super::{FromMessage, Rejection};
-use crate::router::MqttRequest;
+use super::{FromMessage, OptionalFromMessage, Rejection};
+use crate::extract::MqttRequest;
 
 /// The payload deserialized from JSON.
 ///
@@ -41,5 +41,15 @@ impl<S, T: DeserializeOwned> FromMessage<S> for Json<T> {
                 },
             }
         })
+    }
+}
+
+/// An empty payload is absent; anything else must be valid JSON of the right shape.
+impl<S, T: DeserializeOwned> OptionalFromMessage<S> for Json<T> {
+    fn from_message(req: &MqttRequest, state: &S) -> Result<Option<Self>, Rejection> {
+        if req.message().payload().is_empty() {
+            return Ok(None);
+        }
+        <Self as FromMessage<S>>::from_message(req, state).map(Some)
     }
 }

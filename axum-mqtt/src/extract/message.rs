@@ -1,5 +1,5 @@
 use super::{FromMessage, Rejection};
-use crate::router::MqttRequest;
+use crate::extract::MqttRequest;
 
 /// The retain flag: true when the broker delivered a stored (retained) message.
 ///

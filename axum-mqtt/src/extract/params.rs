@@ -1,7 +1,7 @@
 use serde::de::DeserializeOwned;
 
 use super::{FromMessage, Rejection};
-use crate::router::MqttRequest;
+use crate::extract::MqttRequest;
 
 /// The route's named segments, deserialized like axum's `Path`.
 ///

@@ -1,7 +1,7 @@
 use bytes::Bytes;
 
 use super::{FromMessage, Rejection};
-use crate::router::MqttRequest;
+use crate::extract::MqttRequest;
 
 /// The raw payload bytes (no copy).
 ///

@@ -2,8 +2,8 @@
 
 use bytes::Bytes;
 
-use super::{FromMessage, Rejection};
-use crate::router::MqttRequest;
+use super::{FromMessage, OptionalFromMessage, Rejection};
+use crate::extract::MqttRequest;
 
 fn missing(req: &MqttRequest, property: &'static str) -> Rejection {
     Rejection::MissingProperty {
@@ -34,7 +34,7 @@ impl<S> FromMessage<S> for UserProperties {
     }
 }
 
-/// The MQTT 5 content type; rejected when absent.
+/// The MQTT 5 content type; rejected when absent (take `Option<ContentType>` when it may be).
 ///
 /// ```
 /// use axum_mqtt::extract::ContentType;
@@ -88,5 +88,35 @@ impl<S> FromMessage<S> for CorrelationData {
             .and_then(|p| p.correlation_data.clone())
             .map(CorrelationData)
             .ok_or_else(|| missing(req, "correlation data"))
+    }
+}
+
+impl<S> OptionalFromMessage<S> for ContentType {
+    fn from_message(req: &MqttRequest, _: &S) -> Result<Option<Self>, Rejection> {
+        Ok(req
+            .message()
+            .properties()
+            .and_then(|p| p.content_type.clone())
+            .map(ContentType))
+    }
+}
+
+impl<S> OptionalFromMessage<S> for ResponseTopic {
+    fn from_message(req: &MqttRequest, _: &S) -> Result<Option<Self>, Rejection> {
+        Ok(req
+            .message()
+            .properties()
+            .and_then(|p| p.response_topic.clone())
+            .map(ResponseTopic))
+    }
+}
+
+impl<S> OptionalFromMessage<S> for CorrelationData {
+    fn from_message(req: &MqttRequest, _: &S) -> Result<Option<Self>, Rejection> {
+        Ok(req
+            .message()
+            .properties()
+            .and_then(|p| p.correlation_data.clone())
+            .map(CorrelationData))
     }
 }

@@ -1,5 +1,5 @@
 use super::{FromMessage, Rejection};
-use crate::router::MqttRequest;
+use crate::extract::MqttRequest;
 
 /// Shared application state, given to the router with [`Router::with_state`](crate::Router::with_state).
 ///

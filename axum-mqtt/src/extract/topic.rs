@@ -1,5 +1,5 @@
 use super::{FromMessage, Rejection};
-use crate::router::MqttRequest;
+use crate::extract::MqttRequest;
 
 /// The concrete topic of the message.
 ///

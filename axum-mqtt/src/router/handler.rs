@@ -5,11 +5,10 @@ use std::pin::Pin;
 
 use tower::BoxError;
 
-use super::MqttRequest;
-use crate::extract::FromMessage;
+use super::Outcome;
+use crate::extract::{FromMessage, MqttRequest};
 
-/// A boxed handler future.
-pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<(), BoxError>> + Send>>;
+type Boxed = Pin<Box<dyn Future<Output = Result<Outcome, BoxError>> + Send>>;
 
 /// What a handler may return: `()` or `Result<(), E>`; an `Err` is logged and counted (and, with
 /// ack-after-handling routes, leaves the message unacknowledged).
@@ -42,9 +41,29 @@ impl<E: Into<BoxError>> IntoHandlerResult for Result<(), E> {
 /// }
 /// let router: Router = Router::new().route("logs/#", log);
 /// ```
+///
+/// A function whose arguments are not all extractors, or that is not `async`, is not a handler:
+///
+/// ```compile_fail,E0277
+/// use axum_mqtt::Router;
+/// async fn takes_a_number(n: u32) {}
+/// let router: Router = Router::new().route("numbers", takes_a_number);
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a message handler",
+    label = "not a handler for this router",
+    note = "a handler is an `async fn` (or closure returning a future) whose arguments all implement \
+            `FromMessage` (Topic, Text, Json<T>, Params<T>, State<T>, ...), at most 12 of them, \
+            returning `()` or `Result<(), E>`",
+    note = "`State<T>` needs the router's state to be `T`: `Router<T>` with `.with_state(..)`"
+)]
 pub trait Handler<T, S>: Clone + Send + Sync + Sized + 'static {
-    /// Runs the handler on one message.
-    fn call(self, req: MqttRequest, state: S) -> HandlerFuture;
+    /// The future [`call`](Self::call) returns.
+    type Future: Future<Output = Result<Outcome, BoxError>> + Send + 'static;
+
+    /// Runs the handler on one message: extracts its arguments (a failed extraction is
+    /// [`Outcome::Rejected`]), then awaits it (its `Err` is the service error).
+    fn call(self, req: MqttRequest, state: S) -> Self::Future;
 }
 
 impl<F, Fut, R, S> Handler<(), S> for F
@@ -53,8 +72,15 @@ where
     Fut: Future<Output = R> + Send + 'static,
     R: IntoHandlerResult,
 {
-    fn call(self, _req: MqttRequest, _state: S) -> HandlerFuture {
-        Box::pin(async move { self().await.into_handler_result() })
+    type Future = Boxed;
+
+    fn call(self, _req: MqttRequest, _state: S) -> Boxed {
+        Box::pin(async move {
+            self()
+                .await
+                .into_handler_result()
+                .map(|()| Outcome::Handled)
+        })
     }
 }
 
@@ -69,14 +95,20 @@ macro_rules! impl_handler {
             S: Send + Sync + 'static,
             $($ty: FromMessage<S> + Send + 'static,)+
         {
-            fn call(self, req: MqttRequest, state: S) -> HandlerFuture {
+            type Future = Boxed;
+
+            fn call(self, req: MqttRequest, state: S) -> Boxed {
                 $(
                     let $ty = match $ty::from_message(&req, &state) {
                         Ok(v) => v,
-                        Err(rejection) => return Box::pin(async move { Err(rejection.into()) }),
+                        Err(rejection) => {
+                            return Box::pin(std::future::ready(Ok(Outcome::Rejected(rejection))))
+                        }
                     };
                 )+
-                Box::pin(async move { self($($ty,)+).await.into_handler_result() })
+                Box::pin(async move {
+                    self($($ty,)+).await.into_handler_result().map(|()| Outcome::Handled)
+                })
             }
         }
     };

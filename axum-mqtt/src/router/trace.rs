@@ -8,7 +8,8 @@ use futures_util::future::BoxFuture;
 use tower::{BoxError, Layer, Service};
 use tracing::Instrument;
 
-use super::MqttRequest;
+use super::Outcome;
+use crate::extract::MqttRequest;
 
 /// Wraps routes in a `mqtt_message` span with the topic and QoS; logs the outcome at DEBUG
 /// (errors at WARN are already logged by the client).
@@ -44,13 +45,13 @@ pub struct Trace<S> {
 
 impl<S> Service<MqttRequest> for Trace<S>
 where
-    S: Service<MqttRequest, Response = ()>,
+    S: Service<MqttRequest, Response = Outcome>,
     S::Error: Into<BoxError>,
     S::Future: Send + 'static,
 {
-    type Response = ();
+    type Response = Outcome;
     type Error = BoxError;
-    type Future = BoxFuture<'static, Result<(), BoxError>>;
+    type Future = BoxFuture<'static, Result<Outcome, BoxError>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
         self.inner.poll_ready(cx).map_err(Into::into)
@@ -71,7 +72,10 @@ where
                 let res = fut.await.map_err(Into::into);
                 let micros = start.elapsed().as_micros() as u64;
                 match &res {
-                    Ok(()) => tracing::debug!(micros, "handled"),
+                    Ok(Outcome::Handled) => tracing::debug!(micros, "handled"),
+                    Ok(Outcome::Rejected(r)) => {
+                        tracing::debug!(micros, kind = r.kind(), "rejected")
+                    }
                     Err(e) => tracing::debug!(micros, error = %e, "failed"),
                 }
                 res

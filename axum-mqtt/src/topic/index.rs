@@ -124,6 +124,51 @@ mod tests {
     }
 
     #[test]
+    fn captures_of_a_match_equal_the_full_match() {
+        let patterns: Vec<TopicPattern> = [
+            "s/{dev}/t",
+            "s/{dev}/{*rest}",
+            "{a}/{b}",
+            "x/{*all}",
+            "{one}",
+            "s/+/{k}",
+            "#",
+        ]
+        .iter()
+        .map(|p| TopicPattern::parse(p).unwrap())
+        .collect();
+        let mut index = FilterIndex::new();
+        for (i, p) in patterns.iter().enumerate() {
+            index.insert(p.filter(), i);
+        }
+        let topics = [
+            "s/k/t",
+            "s/k",
+            "s/k/t/u/v",
+            "x",
+            "x/",
+            "x/a/b",
+            "a/b",
+            "a",
+            "s//t",
+            "s/1/2",
+        ];
+        for t in topics {
+            let mut ids = Vec::new();
+            index.matching(t, &mut ids);
+            for i in ids {
+                let full = patterns[i].matches(t).expect("the index matched");
+                assert_eq!(
+                    patterns[i].captures_of_match(t),
+                    full,
+                    "{t:?} by {:?}",
+                    patterns[i]
+                );
+            }
+        }
+    }
+
+    #[test]
     fn repeated_ids_and_share() {
         let mut index = FilterIndex::new();
         index.insert("x/+", 2);

@@ -26,6 +26,8 @@ use crate::Error;
 
 mod index;
 
+// Public for the routing benchmark only; the router uses it internally.
+#[doc(hidden)]
 pub use index::FilterIndex;
 
 const MAX_LEN: usize = 65_535;
@@ -161,7 +163,7 @@ enum Segment {
 }
 
 /// Captured named segments: `(name, value)` in pattern order.
-pub type Captures = Vec<(Arc<str>, String)>;
+pub(crate) type Captures = Vec<(Arc<str>, String)>;
 
 /// A topic filter whose wildcards may be named; see the [module docs](self).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -251,8 +253,46 @@ impl TopicPattern {
         })
     }
 
+    /// The named captures of a topic already known to match (by the [`FilterIndex`] of the
+    /// route table): one pass over the levels, without checking them again.
+    pub(crate) fn captures_of_match(&self, topic: &str) -> Captures {
+        let mut out = Captures::new();
+        if !self
+            .segments
+            .iter()
+            .any(|s| matches!(s, Segment::One(Some(_)) | Segment::Rest(Some(_))))
+        {
+            return out;
+        }
+        let mut rest = Some(topic);
+        for seg in &self.segments {
+            let Some(cur) = rest else { break };
+            if let Segment::Rest(name) = seg {
+                if let Some(name) = name {
+                    out.push((name.clone(), cur.to_string()));
+                }
+                return out;
+            }
+            let (level, next) = match cur.split_once('/') {
+                Some((l, n)) => (l, Some(n)),
+                None => (cur, None),
+            };
+            if let Segment::One(Some(name)) = seg {
+                out.push((name.clone(), level.to_string()));
+            }
+            rest = next;
+        }
+        // `a/{*rest}` matching `a`: the rest is empty.
+        if let Some(Segment::Rest(Some(name))) = self.segments.last() {
+            if !out.iter().any(|(n, _)| n == name) {
+                out.push((name.clone(), String::new()));
+            }
+        }
+        out
+    }
+
     /// Matches a concrete topic; returns the named captures on success.
-    pub fn matches(&self, topic: &str) -> Option<Captures> {
+    pub fn matches(&self, topic: &str) -> Option<Vec<(Arc<str>, String)>> {
         // `$SYS/...` and friends are only matched by filters that name their first level.
         if topic.starts_with('$') && !matches!(self.segments.first(), Some(Segment::Literal(_))) {
             return None;

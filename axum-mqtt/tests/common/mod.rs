@@ -13,9 +13,9 @@ pub const WAIT: Duration = Duration::from_secs(10);
 pub fn embedded_config(protocol: Protocol) -> MqttConfig {
     let mut cfg = MqttConfig::new("127.0.0.1", embedded().tcp_addr().port());
     cfg.protocol = protocol;
-    cfg.reconnect_min_ms = 20;
-    cfg.reconnect_max_ms = 500;
-    cfg.keepalive = 5;
+    cfg.reconnect_min = std::time::Duration::from_millis(20);
+    cfg.reconnect_max = std::time::Duration::from_millis(500);
+    cfg.keepalive = std::time::Duration::from_secs(5);
     cfg
 }
 
@@ -23,9 +23,9 @@ pub fn embedded_config(protocol: Protocol) -> MqttConfig {
 pub fn mosquitto_config(port: u16, protocol: Protocol) -> MqttConfig {
     let mut cfg = MqttConfig::new("127.0.0.1", port);
     cfg.protocol = protocol;
-    cfg.reconnect_min_ms = 20;
-    cfg.reconnect_max_ms = 300;
-    cfg.keepalive = 5;
+    cfg.reconnect_min = std::time::Duration::from_millis(20);
+    cfg.reconnect_max = std::time::Duration::from_millis(300);
+    cfg.keepalive = std::time::Duration::from_secs(5);
     cfg
 }
 

@@ -8,6 +8,10 @@ use bytes::Bytes;
 use rumqttc::v5 as r5;
 use rumqttc::v5::mqttbytes::v5 as p5;
 
+mod convert;
+
+use self::convert::{v4_error, v4_event, v4_qos, v5_error, v5_event, v5_props, v5_qos};
+use super::replay::{Outgoing, Replayable, ReqKind};
 use crate::config::{MqttConfig, Protocol, Transport};
 use crate::message::{Message, Properties, QoS};
 use crate::Error;
@@ -74,36 +78,23 @@ pub(crate) enum Req {
     V5(r5::Request),
 }
 
-/// What a queued request is, as far as the ack bookkeeping cares.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum ReqKind {
-    Publish { pkid: u16 },
-    PubRel,
-    Subscribe,
-    Unsubscribe,
-    Other,
-}
-
-impl Req {
-    pub fn kind(&self) -> ReqKind {
+impl Replayable for Req {
+    fn kind(&self) -> ReqKind {
+        use r5::Request as R5;
+        use rumqttc::Request as R4;
         match self {
-            Req::V4(rumqttc::Request::Publish(p)) => ReqKind::Publish { pkid: p.pkid },
-            Req::V5(r5::Request::Publish(p)) => ReqKind::Publish { pkid: p.pkid },
-            Req::V4(rumqttc::Request::PubRel(_)) | Req::V5(r5::Request::PubRel(_)) => {
-                ReqKind::PubRel
-            }
-            Req::V4(rumqttc::Request::Subscribe(_)) | Req::V5(r5::Request::Subscribe(_)) => {
-                ReqKind::Subscribe
-            }
-            Req::V4(rumqttc::Request::Unsubscribe(_)) | Req::V5(r5::Request::Unsubscribe(_)) => {
-                ReqKind::Unsubscribe
-            }
+            Req::V4(R4::Publish(p)) => ReqKind::Publish { pkid: p.pkid },
+            Req::V5(R5::Publish(p)) => ReqKind::Publish { pkid: p.pkid },
+            Req::V4(R4::PubRel(_)) | Req::V5(R5::PubRel(_)) => ReqKind::PubRel,
+            Req::V4(R4::Subscribe(_)) | Req::V5(R5::Subscribe(_)) => ReqKind::Subscribe,
+            Req::V4(R4::Unsubscribe(_)) | Req::V5(R5::Unsubscribe(_)) => ReqKind::Unsubscribe,
+            Req::V4(R4::PubAck(_) | R4::PubRec(_) | R4::PubComp(_))
+            | Req::V5(R5::PubAck(_) | R5::PubRec(_) | R5::PubComp(_)) => ReqKind::IncomingAck,
             _ => ReqKind::Other,
         }
     }
 
-    /// Makes a publish that was in flight in a lost session a new one (fresh packet id).
-    pub fn renew_publish(&mut self) {
+    fn renew_publish(&mut self) {
         match self {
             Req::V4(rumqttc::Request::Publish(p)) => {
                 p.pkid = 0;
@@ -115,18 +106,6 @@ impl Req {
             }
             _ => {}
         }
-    }
-
-    /// True for acks of incoming messages, which mean nothing to a new session.
-    pub fn is_incoming_ack(&self) -> bool {
-        matches!(
-            self,
-            Req::V4(
-                rumqttc::Request::PubAck(_)
-                    | rumqttc::Request::PubRec(_)
-                    | rumqttc::Request::PubComp(_)
-            ) | Req::V5(r5::Request::PubAck(_) | r5::Request::PubRec(_) | r5::Request::PubComp(_))
-        )
     }
 }
 
@@ -261,7 +240,7 @@ impl Link {
             (true, None) => rumqttc::Transport::Ws,
             (true, Some(t)) => rumqttc::Transport::Wss(rumqttc::TlsConfiguration::Rustls(t)),
         };
-        let keepalive = cfg.keepalive_duration();
+        let keepalive = cfg.keepalive;
         match cfg.protocol {
             Protocol::V311 => {
                 let mut o = rumqttc::MqttOptions::new(client_id, host, cfg.broker_port);
@@ -285,7 +264,7 @@ impl Link {
                 }
                 let (client, mut eventloop) = rumqttc::AsyncClient::new(o, capacity);
                 let mut net = eventloop.network_options();
-                net.set_connection_timeout(cfg.connect_timeout);
+                net.set_connection_timeout(cfg.connect_timeout.as_secs().max(1));
                 eventloop.set_network_options(net);
                 Ok((Sender::V4(client), Link::V4(Box::new(eventloop))))
             }
@@ -300,7 +279,7 @@ impl Link {
                     ))
                     .set_pending_throttle(Duration::ZERO)
                     .set_manual_acks(manual_acks)
-                    .set_connection_timeout(cfg.connect_timeout);
+                    .set_connection_timeout(cfg.connect_timeout.as_secs().max(1));
                 if !cfg.clean_session {
                     // MQTT 5 ends a session when the connection closes unless an expiry is set.
                     o.set_session_expiry_interval(Some(u32::MAX));
@@ -348,8 +327,13 @@ impl Link {
     }
 
     /// Queues requests ahead of the request channel, in order.
-    pub fn push_pending(&mut self, reqs: Vec<Req>) {
+    pub fn push_pending(&mut self, reqs: Vec<Outgoing<Req>>) {
         for r in reqs {
+            let r = match r {
+                Outgoing::Replay(r) => r,
+                Outgoing::Subscribe(filters) => self.subscribe_request(&filters),
+                Outgoing::Unsubscribe(filter) => self.unsubscribe_request(&filter),
+            };
             match (&mut *self, r) {
                 (Link::V4(el), Req::V4(r)) => el.pending.push_back(r),
                 (Link::V5(el), Req::V5(r)) => el.pending.push_back(r),
@@ -375,7 +359,7 @@ impl Link {
     }
 
     /// An UNSUBSCRIBE, for re-sending one that got no answer.
-    pub fn unsubscribe_request(&self, filter: &str) -> Req {
+    fn unsubscribe_request(&self, filter: &str) -> Req {
         match self {
             Link::V4(_) => Req::V4(rumqttc::Request::Unsubscribe(rumqttc::Unsubscribe::new(
                 filter,
@@ -385,7 +369,7 @@ impl Link {
     }
 
     /// A SUBSCRIBE for many filters, for restoring subscriptions.
-    pub fn subscribe_request(&self, filters: &[(String, QoS)]) -> Req {
+    fn subscribe_request(&self, filters: &[(String, QoS)]) -> Req {
         match self {
             Link::V4(_) => Req::V4(rumqttc::Request::Subscribe(rumqttc::Subscribe::new_many(
                 filters
@@ -399,228 +383,5 @@ impl Link {
                 None,
             ))),
         }
-    }
-}
-
-fn v4_qos(q: QoS) -> rumqttc::QoS {
-    match q {
-        QoS::AtMostOnce => rumqttc::QoS::AtMostOnce,
-        QoS::AtLeastOnce => rumqttc::QoS::AtLeastOnce,
-        QoS::ExactlyOnce => rumqttc::QoS::ExactlyOnce,
-    }
-}
-
-fn from_v4_qos(q: rumqttc::QoS) -> QoS {
-    match q {
-        rumqttc::QoS::AtMostOnce => QoS::AtMostOnce,
-        rumqttc::QoS::AtLeastOnce => QoS::AtLeastOnce,
-        rumqttc::QoS::ExactlyOnce => QoS::ExactlyOnce,
-    }
-}
-
-fn v5_qos(q: QoS) -> r5::mqttbytes::QoS {
-    use r5::mqttbytes::QoS as Q;
-    match q {
-        QoS::AtMostOnce => Q::AtMostOnce,
-        QoS::AtLeastOnce => Q::AtLeastOnce,
-        QoS::ExactlyOnce => Q::ExactlyOnce,
-    }
-}
-
-fn from_v5_qos(q: r5::mqttbytes::QoS) -> QoS {
-    use r5::mqttbytes::QoS as Q;
-    match q {
-        Q::AtMostOnce => QoS::AtMostOnce,
-        Q::AtLeastOnce => QoS::AtLeastOnce,
-        Q::ExactlyOnce => QoS::ExactlyOnce,
-    }
-}
-
-fn v5_props(p: Properties) -> p5::PublishProperties {
-    p5::PublishProperties {
-        payload_format_indicator: p.payload_format_indicator,
-        message_expiry_interval: p.message_expiry_interval,
-        topic_alias: None,
-        response_topic: p.response_topic,
-        correlation_data: p.correlation_data,
-        user_properties: p.user_properties,
-        subscription_identifiers: Vec::new(),
-        content_type: p.content_type,
-    }
-}
-
-fn v4_event(e: rumqttc::Event) -> NetEvent {
-    use rumqttc::{Event, Outgoing, Packet};
-    match e {
-        Event::Incoming(p) => match p {
-            Packet::ConnAck(c) => NetEvent::ConnAck {
-                session_present: c.session_present,
-            },
-            Packet::Publish(p) => NetEvent::Publish(Message {
-                topic: p.topic.into(),
-                payload: p.payload,
-                qos: from_v4_qos(p.qos),
-                retain: p.retain,
-                dup: p.dup,
-                pkid: p.pkid,
-                properties: None,
-            }),
-            Packet::PubAck(a) => NetEvent::PubAck {
-                pkid: a.pkid,
-                refused: None,
-            },
-            Packet::PubRec(a) => NetEvent::PubRec {
-                pkid: a.pkid,
-                refused: None,
-            },
-            Packet::PubComp(a) => NetEvent::PubComp { pkid: a.pkid },
-            Packet::SubAck(a) => NetEvent::SubAck {
-                pkid: a.pkid,
-                codes: a
-                    .return_codes
-                    .into_iter()
-                    .map(|c| match c {
-                        rumqttc::SubscribeReasonCode::Success(q) => Ok(from_v4_qos(q)),
-                        rumqttc::SubscribeReasonCode::Failure => Err("failure (0x80)".to_string()),
-                    })
-                    .collect(),
-            },
-            Packet::UnsubAck(a) => NetEvent::UnsubAck { pkid: a.pkid },
-            Packet::Disconnect => NetEvent::Disconnect {
-                reason: "broker sent DISCONNECT".into(),
-                taken_over: false,
-            },
-            _ => NetEvent::Other,
-        },
-        Event::Outgoing(o) => match o {
-            Outgoing::Publish(pkid) => NetEvent::OutPublish { pkid },
-            Outgoing::Subscribe(pkid) => NetEvent::OutSubscribe { pkid },
-            Outgoing::Unsubscribe(pkid) => NetEvent::OutUnsubscribe { pkid },
-            Outgoing::Disconnect => NetEvent::OutDisconnect,
-            _ => NetEvent::Other,
-        },
-    }
-}
-
-fn v5_event(e: r5::Event) -> NetEvent {
-    use r5::{Event, Incoming as P};
-    use rumqttc::Outgoing;
-    match e {
-        Event::Incoming(p) => match p {
-            P::ConnAck(c) => NetEvent::ConnAck {
-                session_present: c.session_present,
-            },
-            P::Publish(p) => NetEvent::Publish(Message {
-                topic: String::from_utf8_lossy(&p.topic).into(),
-                payload: p.payload,
-                qos: from_v5_qos(p.qos),
-                retain: p.retain,
-                dup: p.dup,
-                pkid: p.pkid,
-                properties: p.properties.map(|pp| {
-                    Arc::new(Properties {
-                        content_type: pp.content_type,
-                        response_topic: pp.response_topic,
-                        correlation_data: pp.correlation_data,
-                        user_properties: pp.user_properties,
-                        message_expiry_interval: pp.message_expiry_interval,
-                        payload_format_indicator: pp.payload_format_indicator,
-                    })
-                }),
-            }),
-            P::PubAck(a) => NetEvent::PubAck {
-                pkid: a.pkid,
-                refused: match a.reason {
-                    p5::PubAckReason::Success | p5::PubAckReason::NoMatchingSubscribers => None,
-                    r => Some(format!("{r:?}")),
-                },
-            },
-            P::PubRec(a) => NetEvent::PubRec {
-                pkid: a.pkid,
-                refused: match a.reason {
-                    p5::PubRecReason::Success | p5::PubRecReason::NoMatchingSubscribers => None,
-                    r => Some(format!("{r:?}")),
-                },
-            },
-            P::PubComp(a) => NetEvent::PubComp { pkid: a.pkid },
-            P::SubAck(a) => NetEvent::SubAck {
-                pkid: a.pkid,
-                codes: a
-                    .return_codes
-                    .into_iter()
-                    .map(|c| match c {
-                        p5::SubscribeReasonCode::Success(q) => Ok(from_v5_qos(q)),
-                        other => Err(format!("{other:?}")),
-                    })
-                    .collect(),
-            },
-            P::UnsubAck(a) => NetEvent::UnsubAck { pkid: a.pkid },
-            P::Disconnect(d) => NetEvent::Disconnect {
-                reason: format!("broker sent DISCONNECT: {:?}", d.reason_code),
-                taken_over: d.reason_code == p5::DisconnectReasonCode::SessionTakenOver,
-            },
-            _ => NetEvent::Other,
-        },
-        Event::Outgoing(o) => match o {
-            Outgoing::Publish(pkid) => NetEvent::OutPublish { pkid },
-            Outgoing::Subscribe(pkid) => NetEvent::OutSubscribe { pkid },
-            Outgoing::Unsubscribe(pkid) => NetEvent::OutUnsubscribe { pkid },
-            Outgoing::Disconnect => NetEvent::OutDisconnect,
-            _ => NetEvent::Other,
-        },
-    }
-}
-
-fn v4_error(e: rumqttc::ConnectionError) -> LinkError {
-    use rumqttc::{ConnectReturnCode as C, ConnectionError as E};
-    let refused = match &e {
-        E::ConnectionRefused(c) => Some(match c {
-            C::Success => 0,
-            C::RefusedProtocolVersion => 1,
-            C::BadClientId => 2,
-            C::ServiceUnavailable => 3,
-            C::BadUserNamePassword => 4,
-            C::NotAuthorized => 5,
-        }),
-        _ => None,
-    };
-    LinkError {
-        message: e.to_string(),
-        refused,
-    }
-}
-
-fn v5_error(e: r5::ConnectionError) -> LinkError {
-    use p5::ConnectReturnCode as C;
-    let refused = match &e {
-        r5::ConnectionError::ConnectionRefused(c) => Some(match c {
-            C::Success => 0x00,
-            C::RefusedProtocolVersion | C::UnsupportedProtocolVersion => 0x84,
-            C::BadClientId | C::ClientIdentifierNotValid => 0x85,
-            C::ServiceUnavailable | C::ServerUnavailable => 0x88,
-            C::UnspecifiedError => 0x80,
-            C::MalformedPacket => 0x81,
-            C::ProtocolError => 0x82,
-            C::ImplementationSpecificError => 0x83,
-            C::BadUserNamePassword => 0x86,
-            C::NotAuthorized => 0x87,
-            C::ServerBusy => 0x89,
-            C::Banned => 0x8A,
-            C::BadAuthenticationMethod => 0x8C,
-            C::TopicNameInvalid => 0x90,
-            C::PacketTooLarge => 0x95,
-            C::QuotaExceeded => 0x97,
-            C::PayloadFormatInvalid => 0x99,
-            C::RetainNotSupported => 0x9A,
-            C::QoSNotSupported => 0x9B,
-            C::UseAnotherServer => 0x9C,
-            C::ServerMoved => 0x9D,
-            C::ConnectionRateExceeded => 0x9F,
-        }),
-        _ => None,
-    };
-    LinkError {
-        message: e.to_string(),
-        refused,
     }
 }

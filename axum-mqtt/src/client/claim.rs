@@ -1,0 +1,46 @@
+//! The process-wide claim on a client id: two clients of one process with one id are refused.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+
+use super::shared::Shared;
+use crate::config::MqttConfig;
+use crate::Error;
+
+/// Client ids in use by running clients of this process, per broker: two clients with one id would
+/// take each other's connection over in a loop (Flask-MQTT #64), so the second one is refused.
+static CLIENT_IDS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// Released when the last handle is dropped or the connection task ends, whichever comes first.
+pub(crate) struct ClientIdClaim(String, AtomicBool);
+
+impl ClientIdClaim {
+    pub fn take(config: &MqttConfig, client_id: &str) -> Result<Self, Error> {
+        let key = format!("{}:{}/{client_id}", config.broker_url, config.broker_port);
+        let mut ids = Shared::lock(&CLIENT_IDS);
+        if ids.contains(&key) {
+            return Err(config
+                .error(
+                    "CLIENT_ID",
+                    client_id,
+                    "already used by another running client of this process for this broker; \
+                     two clients with one id take each other's connection over",
+                )
+                .into());
+        }
+        ids.push(key.clone());
+        Ok(ClientIdClaim(key, AtomicBool::new(false)))
+    }
+
+    pub fn release(&self) {
+        if !self.1.swap(true, Ordering::SeqCst) {
+            Shared::lock(&CLIENT_IDS).retain(|k| *k != self.0);
+        }
+    }
+}
+
+impl Drop for ClientIdClaim {
+    fn drop(&mut self) {
+        self.release();
+    }
+}

@@ -1,0 +1,88 @@
+//! What the handles and the background tasks share, and how the client stops.
+
+use std::sync::{Arc, Mutex, RwLock};
+
+use tokio::sync::{watch, Semaphore};
+
+use super::book::Book;
+use super::claim::ClientIdClaim;
+use super::events::ConnectionState;
+use super::link::Sender;
+use super::registry::Registry;
+use super::stats::Counters;
+use super::stream;
+use crate::config::MqttConfig;
+use crate::message::QoS;
+use crate::Error;
+
+/// Why the connection task should stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stop {
+    Running,
+    /// `shutdown()`: drain in-flight acks, then DISCONNECT.
+    Graceful,
+    /// The last handle was dropped.
+    Dropped,
+}
+
+/// State shared by the handles and the connection task.
+pub(crate) struct Shared {
+    pub config: MqttConfig,
+    pub sender: Sender,
+    pub permits: Arc<Semaphore>,
+    pub book: Mutex<Book>,
+    pub registry: Mutex<Registry>,
+    pub state: watch::Sender<ConnectionState>,
+    pub streams: RwLock<Vec<Arc<stream::Slot>>>,
+    pub counters: Counters,
+    pub stop: watch::Sender<Stop>,
+    /// Patterns of routes that acknowledge after handling; empty when rumqttc acks by itself.
+    pub ack_after: Vec<crate::topic::TopicPattern>,
+}
+
+impl Shared {
+    /// With manual acks, true when a message must wait for its handlers before being acknowledged.
+    pub fn acks_after_handling(&self, msg: &crate::Message) -> bool {
+        msg.qos != QoS::AtMostOnce
+            && self
+                .ack_after
+                .iter()
+                .any(|p| p.matches(msg.topic()).is_some())
+    }
+}
+
+impl Shared {
+    /// Waits for room for one more request (`MAX_PENDING`).
+    ///
+    /// Requests go out in the order their futures are first polled. tokio's cooperative budget
+    /// would make an acquisition yield although a permit is free (after 128 operations in one task
+    /// poll), and `join_all` then polls the rest again in reverse order: concurrent publishes would
+    /// reach the broker out of order. So the acquisition is unconstrained: it waits only when no
+    /// permit is free, and then in line (the semaphore is fair).
+    pub async fn permit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, Error> {
+        tokio::task::unconstrained(self.permits.clone().acquire_owned())
+            .await
+            .map_err(|_| Error::Closed)
+    }
+
+    /// Locks a mutex, recovering from a panic elsewhere (the data stays consistent: every critical
+    /// section here is panic free, but a poisoned lock must never take the client down).
+    pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+        m.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Owned by the handles: dropping the last one stops the client.
+pub(crate) struct Inner {
+    pub shared: Arc<Shared>,
+    pub claim: Arc<ClientIdClaim>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Last handle gone: leave cleanly (DISCONNECT, so the will is not published) and end the task.
+        self.shared.stop.send_replace(Stop::Dropped);
+        let _ = self.shared.sender.try_disconnect();
+        self.claim.release();
+    }
+}

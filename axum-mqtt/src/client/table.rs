@@ -1,0 +1,101 @@
+//! The route table the dispatcher runs: a bound router with a trie over its filters.
+
+use std::sync::Arc;
+
+use crate::extract::MqttRequest;
+use crate::message::Message;
+use crate::router::{BoundRoute, RejectionHandler, Route};
+use crate::topic::{FilterIndex, TopicPattern};
+use crate::Mqtt;
+use crate::Router;
+
+/// A router with its state bound, ready to dispatch. Cloned once per lane.
+#[derive(Clone)]
+pub(crate) struct RouteTable {
+    routes: Vec<TableRoute>,
+    pub fallback: Option<Route>,
+    pub on_rejection: Option<RejectionHandler>,
+    /// Route ids by filter; catch-all routes are listed apart.
+    index: Arc<FilterIndex>,
+    catch_all: Arc<Vec<usize>>,
+}
+
+#[derive(Clone)]
+pub(crate) struct TableRoute {
+    pattern: Option<TopicPattern>,
+    pub route: Route,
+    pub ack_after: bool,
+}
+
+impl RouteTable {
+    pub fn new(router: Router) -> Self {
+        let bound = router.bind();
+        let routes: Vec<TableRoute> = bound
+            .routes
+            .into_iter()
+            .map(
+                |BoundRoute {
+                     pattern,
+                     route,
+                     ack_after,
+                 }| TableRoute {
+                    pattern,
+                    route,
+                    ack_after,
+                },
+            )
+            .collect();
+        let mut index = FilterIndex::new();
+        let mut catch_all = Vec::new();
+        for (i, r) in routes.iter().enumerate() {
+            match &r.pattern {
+                Some(p) => index.insert(p.filter(), i),
+                None => catch_all.push(i),
+            }
+        }
+        RouteTable {
+            routes,
+            fallback: bound.fallback,
+            on_rejection: bound.on_rejection,
+            index: Arc::new(index),
+            catch_all: Arc::new(catch_all),
+        }
+    }
+
+    /// Patterns of the routes that acknowledge after handling.
+    pub fn ack_after_patterns(&self) -> Vec<TopicPattern> {
+        self.routes
+            .iter()
+            .filter(|r| r.ack_after)
+            .filter_map(|r| r.pattern.clone())
+            .collect()
+    }
+
+    /// The ids of the routes that run for `topic`, in registration order, into `out`: catch-alls
+    /// and every route whose filter matches (one walk of the trie).
+    pub fn matching(&self, topic: &str, out: &mut Vec<usize>) {
+        out.clear();
+        out.extend_from_slice(&self.catch_all);
+        self.index.matching(topic, out);
+    }
+
+    /// The request for route `id` (from [`matching`](Self::matching)), with its captures, and the
+    /// route; `None` for an unknown id. `by_pattern` tells a filter route from a catch-all.
+    pub fn request(
+        &mut self,
+        id: usize,
+        msg: &Message,
+        client: Option<Mqtt>,
+    ) -> Option<(MqttRequest, &mut TableRoute, bool)> {
+        let r = self.routes.get_mut(id)?;
+        let (params, by_pattern) = match &r.pattern {
+            Some(p) => (p.captures_of_match(msg.topic()), true),
+            None => (Vec::new(), false),
+        };
+        Some((
+            MqttRequest::with(msg.clone(), params, client),
+            r,
+            by_pattern,
+        ))
+    }
+}

@@ -1,0 +1,446 @@
+//! [`Router`]: topic routes to handlers, fallbacks, merge/nest, layers and state.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use tower::{BoxError, Layer, Service, ServiceExt};
+
+use super::{Handler, Outcome, Route, RouteOptions};
+use crate::extract::{MqttRequest, Rejection};
+use crate::message::{Message, QoS};
+use crate::topic::TopicPattern;
+use crate::Error;
+
+type MakeRoute<S> = Arc<dyn Fn(S) -> Route + Send + Sync>;
+
+/// Called with every rejection (failed extraction) after it is logged and counted.
+pub(crate) type RejectionHandler =
+    Arc<dyn Fn(Rejection, Message) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
+
+struct RouteDef<S> {
+    /// `None`: a catch-all that sees every message and subscribes nothing.
+    pattern: Option<TopicPattern>,
+    opts: RouteOptions,
+    make: MakeRoute<S>,
+}
+
+impl<S> Clone for RouteDef<S> {
+    fn clone(&self) -> Self {
+        RouteDef {
+            pattern: self.pattern.clone(),
+            opts: self.opts,
+            make: self.make.clone(),
+        }
+    }
+}
+
+/// Topic routes to handlers; see the [module docs](crate::router).
+///
+/// `S` is the state the handlers still need; [`Router::with_state`] provides it and turns the router
+/// into a `Router<()>`, which is what the client takes.
+pub struct Router<S = ()> {
+    routes: Vec<RouteDef<S>>,
+    fallback: Option<MakeRoute<S>>,
+    shared_group: Option<String>,
+    on_rejection: Option<RejectionHandler>,
+    errors: Vec<Error>,
+}
+
+impl<S> Clone for Router<S> {
+    fn clone(&self) -> Self {
+        Router {
+            routes: self.routes.clone(),
+            fallback: self.fallback.clone(),
+            shared_group: self.shared_group.clone(),
+            on_rejection: self.on_rejection.clone(),
+            errors: self.errors.clone(),
+        }
+    }
+}
+
+impl<S> Default for Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<S> std::fmt::Debug for Router<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Router")
+            .field(
+                "routes",
+                &self
+                    .routes
+                    .iter()
+                    .map(|r| r.pattern.as_ref().map(|p| p.as_str().to_string()))
+                    .collect::<Vec<_>>(),
+            )
+            .field("fallback", &self.fallback.is_some())
+            .field("shared_group", &self.shared_group)
+            .finish()
+    }
+}
+
+fn handler_route<H, T, S>(handler: H) -> MakeRoute<S>
+where
+    H: Handler<T, S>,
+    T: 'static,
+    S: Clone + Send + Sync + 'static,
+{
+    Arc::new(move |state: S| {
+        let handler = handler.clone();
+        Route::new(tower::service_fn(move |req: MqttRequest| {
+            handler.clone().call(req, state.clone())
+        }))
+    })
+}
+
+impl<S> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    /// An empty router.
+    pub fn new() -> Self {
+        Router {
+            routes: Vec::new(),
+            fallback: None,
+            shared_group: None,
+            on_rejection: None,
+            errors: Vec::new(),
+        }
+    }
+
+    /// Routes messages whose topic matches `pattern` to `handler`, subscribing with QoS 1.
+    ///
+    /// `pattern` is an MQTT filter whose wildcards may be named: `{name}` (one level, `+`) and a
+    /// trailing `{*name}` (the rest, `#`). An invalid pattern makes the client's `start` fail with
+    /// [`Error::InvalidFilter`].
+    pub fn route<H, T>(self, pattern: &str, handler: H) -> Self
+    where
+        H: Handler<T, S>,
+        T: 'static,
+    {
+        self.route_with(pattern, RouteOptions::default(), handler)
+    }
+
+    /// Like [`route`](Self::route), with a QoS and acknowledgement mode.
+    pub fn route_with<H, T>(mut self, pattern: &str, opts: RouteOptions, handler: H) -> Self
+    where
+        H: Handler<T, S>,
+        T: 'static,
+    {
+        match TopicPattern::parse(pattern) {
+            Ok(p) => self.routes.push(RouteDef {
+                pattern: Some(p),
+                opts,
+                make: handler_route(handler),
+            }),
+            Err(e) => self.errors.push(e),
+        }
+        self
+    }
+
+    /// Routes to a tower service instead of a handler function. A service answering `()` counts
+    /// every call it completes as handled.
+    ///
+    /// ```
+    /// use axum_mqtt::{Router, extract::MqttRequest, router::RouteOptions};
+    /// let svc = tower::service_fn(|req: MqttRequest| async move {
+    ///     println!("{}", req.message().topic());
+    ///     Ok::<_, std::io::Error>(())
+    /// });
+    /// let router: Router = Router::new().route_service("logs/#", RouteOptions::new(), svc);
+    /// ```
+    pub fn route_service<Svc>(mut self, pattern: &str, opts: RouteOptions, service: Svc) -> Self
+    where
+        Svc: Service<MqttRequest, Response = ()> + Clone + Send + Sync + 'static,
+        Svc::Error: Into<BoxError>,
+        Svc::Future: Send + 'static,
+    {
+        match TopicPattern::parse(pattern) {
+            Ok(p) => self.routes.push(RouteDef {
+                pattern: Some(p),
+                opts,
+                make: Arc::new(move |_| {
+                    Route::new(service.clone().map_response(|()| Outcome::Handled))
+                }),
+            }),
+            Err(e) => self.errors.push(e),
+        }
+        self
+    }
+
+    /// A handler for every message (subscribes nothing): Flask-MQTT's `on_message`.
+    pub(crate) fn catch_all<H, T>(mut self, handler: H) -> Self
+    where
+        H: Handler<T, S>,
+        T: 'static,
+    {
+        self.routes.push(RouteDef {
+            pattern: None,
+            opts: RouteOptions::default(),
+            make: handler_route(handler),
+        });
+        self
+    }
+
+    /// The handler for messages no route matched (e.g. from `subscribe` calls or a `#` wildcard).
+    pub fn fallback<H, T>(mut self, handler: H) -> Self
+    where
+        H: Handler<T, S>,
+        T: 'static,
+    {
+        self.fallback = Some(handler_route(handler));
+        self
+    }
+
+    /// Subscribes every route as `$share/<group>/<filter>`, so app instances in the same group split
+    /// the messages between them (MQTT 5 shared subscriptions; Mosquitto also allows them on 3.1.1).
+    pub fn shared(mut self, group: &str) -> Self {
+        if group.is_empty() || group.contains(['/', '+', '#']) {
+            self.errors.push(Error::InvalidFilter {
+                filter: format!("$share/{group}/"),
+                reason: "a shared group name must be non-empty without `/`, `+` or `#`",
+            });
+        } else {
+            self.shared_group = Some(group.to_string());
+        }
+        self
+    }
+
+    /// Called with every rejected message (after the rejection is logged and counted).
+    ///
+    /// ```
+    /// use axum_mqtt::Router;
+    /// let router: Router = Router::new().on_rejection(|rejection, message| async move {
+    ///     eprintln!("dropped a message on {}: {rejection}", message.topic());
+    /// });
+    /// ```
+    pub fn on_rejection<F, Fut>(mut self, f: F) -> Self
+    where
+        F: Fn(Rejection, Message) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.on_rejection = Some(Arc::new(move |r, m| Box::pin(f(r, m))));
+        self
+    }
+
+    /// Adds another router's routes (after this one's). Settings only one router may have (the
+    /// fallback, the rejection handler, a shared group other than this one's) make the client's
+    /// `start` fail with [`Error::Router`] when both have them, rather than one being dropped.
+    ///
+    /// ```
+    /// use axum_mqtt::{Mqtt, MqttConfig, Router};
+    /// let a: Router = Router::new().route("a", || async {}).fallback(|| async {});
+    /// let b: Router = Router::new().route("b", || async {});
+    /// assert_eq!(a.clone().merge(b).subscriptions().len(), 2);
+    ///
+    /// // Two fallbacks: the client refuses to start.
+    /// let both = Router::new().fallback(|| async {}).merge(Router::new().fallback(|| async {}));
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let err = Mqtt::builder(MqttConfig::default()).router(both).start().await.unwrap_err();
+    /// assert!(err.to_string().contains("fallback"));
+    /// # });
+    /// ```
+    pub fn merge(mut self, other: Router<S>) -> Self {
+        self.routes.extend(other.routes);
+        self.errors.extend(other.errors);
+        match (&self.fallback, other.fallback) {
+            (Some(_), Some(_)) => self.errors.push(Error::Router(
+                "both merged routers have a fallback; keep one".into(),
+            )),
+            (None, theirs) => self.fallback = theirs,
+            (Some(_), None) => {}
+        }
+        match (&self.on_rejection, other.on_rejection) {
+            (Some(_), Some(_)) => self.errors.push(Error::Router(
+                "both merged routers have a rejection handler; keep one".into(),
+            )),
+            (None, theirs) => self.on_rejection = theirs,
+            (Some(_), None) => {}
+        }
+        match (&self.shared_group, other.shared_group) {
+            (Some(mine), Some(theirs)) if *mine != theirs => self.errors.push(Error::Router(
+                format!("merged routers have different shared groups ({mine:?} and {theirs:?})"),
+            )),
+            (None, theirs) => self.shared_group = theirs,
+            _ => {}
+        }
+        self
+    }
+
+    /// Adds another router's routes under a topic prefix: `nest("home/{room}", r)` turns r's `light`
+    /// into `home/{room}/light`. Fallbacks, rejection handlers and shared groups are global: a
+    /// nested router that has one makes the client's `start` fail with [`Error::Router`].
+    ///
+    /// ```
+    /// use axum_mqtt::Router;
+    /// let room: Router = Router::new().route("light", || async {});
+    /// let home: Router = Router::new().nest("home/{room}", room);
+    /// assert_eq!(home.subscriptions()[0].0, "home/+/light");
+    /// ```
+    pub fn nest(mut self, prefix: &str, other: Router<S>) -> Self {
+        let prefix = prefix.trim_end_matches('/');
+        self.errors.extend(other.errors);
+        let global = [
+            (other.fallback.is_some(), "a fallback"),
+            (other.on_rejection.is_some(), "a rejection handler"),
+            (other.shared_group.is_some(), "a shared group"),
+        ];
+        for (_, what) in global.iter().filter(|(has, _)| *has) {
+            self.errors.push(Error::Router(format!(
+                "the router nested under {prefix:?} has {what}; set it on the outer router"
+            )));
+        }
+        for mut def in other.routes {
+            let Some(p) = def.pattern.take() else {
+                self.errors.push(Error::Router(format!(
+                    "the router nested under {prefix:?} has a catch-all handler; add it to the outer router"
+                )));
+                continue;
+            };
+            match TopicPattern::parse(&format!("{prefix}/{}", p.as_str())) {
+                Ok(p) => {
+                    def.pattern = Some(p);
+                    self.routes.push(def);
+                }
+                Err(e) => self.errors.push(e),
+            }
+        }
+        self
+    }
+
+    /// Wraps every route added so far, and the fallback, in a tower layer (like axum's `layer`).
+    pub fn layer<L>(mut self, layer: L) -> Self
+    where
+        L: Layer<Route> + Clone + Send + Sync + 'static,
+        L::Service: Service<MqttRequest, Response = Outcome> + Clone + Send + Sync + 'static,
+        <L::Service as Service<MqttRequest>>::Error: Into<BoxError>,
+        <L::Service as Service<MqttRequest>>::Future: Send + 'static,
+    {
+        self = self.route_layer(layer.clone());
+        if let Some(make) = self.fallback.take() {
+            self.fallback = Some(wrap(make, layer));
+        }
+        self
+    }
+
+    /// Wraps every route added so far (not the fallback) in a tower layer.
+    pub fn route_layer<L>(mut self, layer: L) -> Self
+    where
+        L: Layer<Route> + Clone + Send + Sync + 'static,
+        L::Service: Service<MqttRequest, Response = Outcome> + Clone + Send + Sync + 'static,
+        <L::Service as Service<MqttRequest>>::Error: Into<BoxError>,
+        <L::Service as Service<MqttRequest>>::Future: Send + 'static,
+    {
+        for def in &mut self.routes {
+            def.make = wrap(def.make.clone(), layer.clone());
+        }
+        self
+    }
+
+    /// Gives the handlers their state; the result needs no more state.
+    pub fn with_state<S2>(self, state: S) -> Router<S2> {
+        let bind = |make: MakeRoute<S>| -> MakeRoute<S2> {
+            let state = state.clone();
+            Arc::new(move |_| make(state.clone()))
+        };
+        Router {
+            routes: self
+                .routes
+                .into_iter()
+                .map(|d| RouteDef {
+                    pattern: d.pattern,
+                    opts: d.opts,
+                    make: bind(d.make),
+                })
+                .collect(),
+            fallback: self.fallback.map(bind),
+            shared_group: self.shared_group,
+            on_rejection: self.on_rejection,
+            errors: self.errors,
+        }
+    }
+
+    /// The subscriptions this router makes: `(filter, qos)`, with the shared group applied.
+    pub fn subscriptions(&self) -> Vec<(String, QoS)> {
+        self.subscriptions_with_group(self.shared_group.as_deref())
+    }
+
+    pub(crate) fn subscriptions_with_group(&self, group: Option<&str>) -> Vec<(String, QoS)> {
+        let mut out: Vec<(String, QoS)> = Vec::new();
+        for def in &self.routes {
+            let Some(p) = &def.pattern else { continue };
+            let filter = match (group, p.as_str().starts_with('$')) {
+                // `$share/…` given by hand and `$SYS/…` topics are subscribed as written.
+                (Some(g), false) => format!("$share/{g}/{}", p.filter()),
+                _ if p.as_str().starts_with("$share/") => {
+                    let (g, _) = crate::topic::split_share(p.as_str());
+                    format!("$share/{}/{}", g.unwrap_or_default(), p.filter())
+                }
+                _ => p.filter().to_string(),
+            };
+            match out.iter_mut().find(|(f, _)| *f == filter) {
+                Some((_, q)) => *q = (*q).max(def.opts.qos),
+                None => out.push((filter, def.opts.qos)),
+            }
+        }
+        out
+    }
+
+    pub(crate) fn take_errors(&mut self) -> Vec<Error> {
+        std::mem::take(&mut self.errors)
+    }
+
+    pub(crate) fn shared_group(&self) -> Option<&str> {
+        self.shared_group.as_deref()
+    }
+}
+
+fn wrap<S, L>(make: MakeRoute<S>, layer: L) -> MakeRoute<S>
+where
+    S: 'static,
+    L: Layer<Route> + Clone + Send + Sync + 'static,
+    L::Service: Service<MqttRequest, Response = Outcome> + Clone + Send + Sync + 'static,
+    <L::Service as Service<MqttRequest>>::Error: Into<BoxError>,
+    <L::Service as Service<MqttRequest>>::Future: Send + 'static,
+{
+    Arc::new(move |s| Route::new(layer.layer(make(s))))
+}
+
+/// A route with its state bound: what the dispatcher runs.
+pub(crate) struct BoundRoute {
+    /// `None`: a catch-all.
+    pub pattern: Option<TopicPattern>,
+    pub route: Route,
+    pub ack_after: bool,
+}
+
+/// A router with its state bound, taken apart for the dispatcher (see `client/table.rs`).
+pub(crate) struct BoundRouter {
+    pub routes: Vec<BoundRoute>,
+    pub fallback: Option<Route>,
+    pub on_rejection: Option<RejectionHandler>,
+}
+
+impl Router<()> {
+    pub(crate) fn bind(self) -> BoundRouter {
+        BoundRouter {
+            routes: self
+                .routes
+                .into_iter()
+                .map(|d| BoundRoute {
+                    pattern: d.pattern,
+                    route: (d.make)(()),
+                    ack_after: d.opts.ack_after,
+                })
+                .collect(),
+            fallback: self.fallback.map(|m| m(())),
+            on_rejection: self.on_rejection,
+        }
+    }
+}
