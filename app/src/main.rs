@@ -6,10 +6,13 @@ mod allow;
 mod api;
 mod assets;
 mod cli;
+mod guard;
 mod messages;
 mod metrics;
 mod openapi;
+mod routes;
 mod state;
+mod streams;
 mod ws;
 
 use std::io::IsTerminal;
@@ -148,7 +151,6 @@ async fn run(mut s: Settings) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot start the MQTT client: {e}"))?;
 
-    let allow_publish = AllowList::new(s.allow_publish.clone());
     let mut publish = PublishEndpoint::new().max_payload(s.max_payload);
     if !s.allow_publish.is_empty() {
         publish = publish
@@ -191,7 +193,6 @@ async fn run(mut s: Settings) -> Result<(), String> {
     let state = AppState {
         mqtt: mqtt.clone(),
         publish,
-        allow_publish,
         allow_subscribe: AllowList::new(s.allow_subscribe.clone()),
         token: s.token.as_deref().map(Arc::from),
         log,
@@ -202,7 +203,7 @@ async fn run(mut s: Settings) -> Result<(), String> {
         shutdown: stop_rx,
     };
     let stopping = state.stopping();
-    let app = api::router(state.clone());
+    let app = routes::router(state.clone());
     let mut server = tokio::spawn(async move {
         axum::serve(listener, app)
             .with_graceful_shutdown(stopping)

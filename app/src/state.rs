@@ -49,8 +49,9 @@ pub struct Listener {
 #[derive(Clone)]
 pub struct AppState {
     pub mqtt: Mqtt,
+    /// `POST /publish` and the WebSocket's publish op: size limit and the publish allow-list.
     pub publish: PublishEndpoint,
-    pub allow_publish: AllowList,
+    /// Which filters `/events` and the WebSocket may subscribe within.
     pub allow_subscribe: AllowList,
     pub token: Option<Arc<str>>,
     pub log: Arc<MessageLog>,
