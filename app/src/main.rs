@@ -27,6 +27,7 @@ use clap::Parser;
 use tokio::sync::watch;
 
 use crate::allow::AllowList;
+use crate::assets::Assets;
 use crate::cli::{url_authority, Cli, Settings};
 use crate::messages::MessageLog;
 use crate::metrics::Metrics;
@@ -194,6 +195,7 @@ async fn run(mut s: Settings) -> Result<(), String> {
         mqtt: mqtt.clone(),
         publish,
         allow_subscribe: AllowList::new(s.allow_subscribe.clone()),
+        assets: Assets::new(s.assets_dir.clone()),
         token: s.token.as_deref().map(Arc::from),
         log,
         metrics: Arc::new(Metrics::default()),
@@ -278,6 +280,12 @@ fn print_banner(s: &Settings, st: &AppState, http: std::net::SocketAddr, mqtt: &
         out.push_str("  Subscribed:   nothing (--subscribe)\n");
     } else {
         out.push_str(&format!("  Subscribed:   {}\n", s.subscribe.join(", ")));
+    }
+    if let Some(dir) = &s.assets_dir {
+        out.push_str(&format!(
+            "  Page from:    {} (--assets-dir: an edit shows on the next reload)\n",
+            dir.display()
+        ));
     }
     if st.token.is_some() {
         out.push_str("  Token:        required (APP_TOKEN): the page asks for it\n");

@@ -24,8 +24,7 @@ pub fn router(state: AppState) -> Router {
         .route_layer(middleware::from_fn_with_state(state.clone(), guard::guard));
     Router::new()
         .route("/", get(assets::index))
-        .route("/assets/app.js", get(assets::script))
-        .route("/assets/style.css", get(assets::style))
+        .route("/assets/{name}", get(assets::file))
         .route("/healthz", get(web::health))
         .route("/openapi.json", get(openapi::document))
         .merge(guarded)

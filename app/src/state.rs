@@ -9,6 +9,7 @@ use serde::Serialize;
 use tokio::sync::watch;
 
 use crate::allow::AllowList;
+use crate::assets::Assets;
 use crate::messages::MessageLog;
 use crate::metrics::Metrics;
 
@@ -53,6 +54,8 @@ pub struct AppState {
     pub publish: PublishEndpoint,
     /// Which filters `/events` and the WebSocket may subscribe within.
     pub allow_subscribe: AllowList,
+    /// The page and its scripts.
+    pub assets: Assets,
     pub token: Option<Arc<str>>,
     pub log: Arc<MessageLog>,
     pub metrics: Arc<Metrics>,
@@ -66,6 +69,12 @@ pub struct AppState {
 impl FromRef<AppState> for Mqtt {
     fn from_ref(s: &AppState) -> Mqtt {
         s.mqtt.clone()
+    }
+}
+
+impl FromRef<AppState> for Assets {
+    fn from_ref(s: &AppState) -> Assets {
+        s.assets.clone()
     }
 }
 
