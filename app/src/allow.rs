@@ -1,14 +1,16 @@
-//! Topic allow-lists: which topics may be published to, which filters may be subscribed.
+//! The subscribe allow-list: which filters `/events` and the WebSocket may subscribe within.
+//! (Which topics may be published to is the library's `PublishEndpoint::allow`.)
 
-use axum_mqtt::topic::{matches, split_share};
+use axum_mqtt::topic::split_share;
 
-/// A list of MQTT filters; empty means everything is allowed.
+/// A list of MQTT filters a subscription must stay within; empty means everything is allowed.
 #[derive(Debug, Clone, Default)]
 pub struct AllowList {
     filters: Vec<String>,
 }
 
 impl AllowList {
+    /// The list; empty allows every filter.
     pub fn new(filters: Vec<String>) -> Self {
         AllowList { filters }
     }
@@ -16,11 +18,6 @@ impl AllowList {
     /// The filters (empty: all allowed).
     pub fn filters(&self) -> &[String] {
         &self.filters
-    }
-
-    /// True when a concrete topic matches one of the filters.
-    pub fn allows_topic(&self, topic: &str) -> bool {
-        self.filters.is_empty() || self.filters.iter().any(|f| matches(f, topic))
     }
 
     /// True when every topic `filter` can match is matched by one allowed filter, so a subscriber
@@ -89,12 +86,5 @@ mod tests {
         assert!(!list(&["#"]).allows_filter("$SYS/#"));
         assert!(list(&["#"]).allows_filter("a/+/b"));
         assert!(list(&[]).allows_filter("#"));
-    }
-
-    #[test]
-    fn topics() {
-        let a = list(&["sensors/#"]);
-        assert!(a.allows_topic("sensors/1/t"));
-        assert!(!a.allows_topic("admin/reboot"));
     }
 }

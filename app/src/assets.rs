@@ -1,17 +1,117 @@
-//! The live page, embedded in the binary (no CDN: the machine may be offline).
+//! The live page and its assets (`app/assets/`): embedded in the binary (no CDN: the machine may be
+//! offline), or, with `--assets-dir <DIR>` (development), read from that directory on every request
+//! so an edited script shows on the next reload without a rebuild. A file missing from the
+//! directory is served from the embedded copy.
 
-use axum::http::header;
+use std::io::ErrorKind;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
+use axum_mqtt::web::ApiError;
 
-const INDEX: &str = include_str!("../assets/index.html");
-const SCRIPT: &str = include_str!("../assets/app.js");
-const STYLE: &str = include_str!("../assets/style.css");
+/// Every file of `app/assets/` the page loads (`openapi.json` is served by `openapi`); a test
+/// checks that none is missing and that every module import is here.
+const EMBEDDED: &[(&str, &str)] = &[
+    ("index.html", include_str!("../assets/index.html")),
+    ("style.css", include_str!("../assets/style.css")),
+    ("app.js", include_str!("../assets/app.js")),
+    ("protocol.js", include_str!("../assets/protocol.js")),
+    ("transport.js", include_str!("../assets/transport.js")),
+    ("dom.js", include_str!("../assets/dom.js")),
+    ("notice.js", include_str!("../assets/notice.js")),
+    ("status.js", include_str!("../assets/status.js")),
+    ("token.js", include_str!("../assets/token.js")),
+    ("publish.js", include_str!("../assets/publish.js")),
+    (
+        "subscriptions.js",
+        include_str!("../assets/subscriptions.js"),
+    ),
+    ("topics.js", include_str!("../assets/topics.js")),
+    ("messages.js", include_str!("../assets/messages.js")),
+    ("rates.js", include_str!("../assets/rates.js")),
+    ("chart.js", include_str!("../assets/chart.js")),
+];
+
+/// The page, served at `/` only.
+const INDEX: &str = "index.html";
 
 const CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 'self'; \
                    script-src 'self'; connect-src 'self' ws: wss:; frame-ancestors 'none'";
 
-fn asset(content_type: &'static str, body: &'static str) -> Response {
-    (
+/// Where the page comes from.
+#[derive(Debug, Clone, Default)]
+pub struct Assets {
+    /// `--assets-dir`: read from here first.
+    dir: Option<Arc<std::path::Path>>,
+}
+
+impl Assets {
+    /// The copy embedded in the binary, or `dir` first when given.
+    pub fn new(dir: Option<PathBuf>) -> Self {
+        Assets {
+            dir: dir.map(Arc::from),
+        }
+    }
+
+    /// The file's bytes, from the directory when it has it, else the embedded copy.
+    async fn load(&self, name: &str) -> Option<Vec<u8>> {
+        if let Some(dir) = &self.dir {
+            let path = dir.join(name);
+            match tokio::fs::read(&path).await {
+                Ok(bytes) => return Some(bytes),
+                Err(e) if e.kind() == ErrorKind::NotFound => {}
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "cannot read an asset; serving the embedded copy")
+                }
+            }
+        }
+        EMBEDDED
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, body)| body.as_bytes().to_vec())
+    }
+}
+
+/// The content type of an asset, by extension; `None` for names the page never loads (dots first,
+/// slashes, other types), so `--assets-dir` serves nothing outside its directory.
+fn content_type(name: &str) -> Option<&'static str> {
+    let safe = !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-');
+    if !safe {
+        return None;
+    }
+    match name.rsplit_once('.')?.1 {
+        "html" => Some("text/html; charset=utf-8"),
+        "js" => Some("text/javascript; charset=utf-8"),
+        "css" => Some("text/css; charset=utf-8"),
+        _ => None,
+    }
+}
+
+/// The same answer as any other unknown path.
+fn not_found(uri: &Uri) -> Response {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("no route for GET {}", uri.path()),
+    )
+    .into_response()
+}
+
+async fn serve(assets: &Assets, name: &str, uri: &Uri) -> Response {
+    let found = match content_type(name) {
+        Some(ct) => assets.load(name).await.map(|body| (ct, body)),
+        None => None,
+    };
+    let Some((content_type, body)) = found else {
+        return not_found(uri);
+    };
+    let mut r = (
         [
             (header::CONTENT_TYPE, content_type),
             (header::CACHE_CONTROL, "no-cache"),
@@ -19,24 +119,82 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
         ],
         body,
     )
-        .into_response()
-}
-
-/// `GET /`: the page.
-pub async fn index() -> Response {
-    let mut r = asset("text/html; charset=utf-8", INDEX);
-    if let Ok(v) = CSP.parse() {
-        r.headers_mut().insert(header::CONTENT_SECURITY_POLICY, v);
+        .into_response();
+    if name == INDEX {
+        r.headers_mut().insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CSP),
+        );
     }
     r
 }
 
-/// `GET /assets/app.js`.
-pub async fn script() -> Response {
-    asset("text/javascript; charset=utf-8", SCRIPT)
+/// `GET /`: the page.
+pub async fn index(State(assets): State<Assets>, uri: Uri) -> Response {
+    serve(&assets, INDEX, &uri).await
 }
 
-/// `GET /assets/style.css`.
-pub async fn style() -> Response {
-    asset("text/css; charset=utf-8", STYLE)
+/// `GET /assets/{name}`: the page's scripts and style sheet.
+pub async fn file(State(assets): State<Assets>, Path(name): Path<String>, uri: Uri) -> Response {
+    if name == INDEX {
+        return not_found(&uri);
+    }
+    serve(&assets, &name, &uri).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets")
+    }
+
+    #[test]
+    fn every_file_of_the_page_is_embedded_as_it_is_on_disk() {
+        let mut on_disk: Vec<String> = std::fs::read_dir(dir())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n != "openapi.json")
+            .collect();
+        on_disk.sort();
+        let mut embedded: Vec<String> = EMBEDDED.iter().map(|(n, _)| n.to_string()).collect();
+        embedded.sort();
+        assert_eq!(on_disk, embedded, "add new files of app/assets to EMBEDDED");
+        for (name, body) in EMBEDDED {
+            assert!(content_type(name).is_some(), "{name}");
+            assert_eq!(std::fs::read_to_string(dir().join(name)).unwrap(), *body);
+        }
+    }
+
+    #[test]
+    fn every_module_import_is_embedded() {
+        for (name, body) in EMBEDDED.iter().filter(|(n, _)| n.ends_with(".js")) {
+            for part in body.split("from \"./").skip(1) {
+                let target = part.split('"').next().unwrap();
+                assert!(
+                    EMBEDDED.iter().any(|(n, _)| *n == target),
+                    "{name} imports {target}, which is not embedded"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn names_outside_the_directory_are_refused() {
+        for bad in [
+            "../secret.js",
+            "a/b.js",
+            ".hidden.js",
+            "x.rs",
+            "noext",
+            "%2e%2e.js",
+        ] {
+            assert_eq!(content_type(bad), None, "{bad}");
+        }
+        assert_eq!(
+            content_type("app.js"),
+            Some("text/javascript; charset=utf-8")
+        );
+    }
 }

@@ -143,6 +143,11 @@ pub struct Cli {
           value_parser = clap::value_parser!(u32).range(1..=16_777_216))]
     pub max_payload: u32,
 
+    /// Development: serve the page from this directory (e.g. app/assets), read on every request,
+    /// instead of the copy embedded in the binary; files it lacks come from the embedded copy.
+    #[arg(long = "assets-dir", env = "APP_ASSETS_DIR", value_name = "DIR")]
+    pub assets_dir: Option<PathBuf>,
+
     /// Messages queued per browser tab before it skips messages.
     #[arg(long = "ws-queue", env = "APP_WS_QUEUE", value_name = "N", default_value_t = 256,
           value_parser = clap::value_parser!(u32).range(1..=65_536))]
@@ -192,6 +197,8 @@ pub struct Settings {
     pub history: usize,
     pub max_payload: usize,
     pub ws_queue: usize,
+    /// `--assets-dir`: the page from disk (development).
+    pub assets_dir: Option<PathBuf>,
 }
 
 impl Cli {
@@ -252,6 +259,15 @@ impl Cli {
             }
             Some(b)
         };
+        let assets_dir = self.assets_dir.filter(|d| !d.as_os_str().is_empty());
+        if let Some(dir) = &assets_dir {
+            if !dir.is_dir() {
+                return Err(bad(format!(
+                    "--assets-dir {}: not a directory (point it at app/assets)",
+                    dir.display()
+                )));
+            }
+        }
         let nonempty = |v: Vec<String>| v.into_iter().filter(|s| !s.is_empty()).collect();
         Ok(Settings {
             http: self.http,
@@ -264,6 +280,7 @@ impl Cli {
             history: self.history as usize,
             max_payload,
             ws_queue: self.ws_queue as usize,
+            assets_dir,
         })
     }
 }

@@ -6,10 +6,13 @@ mod allow;
 mod api;
 mod assets;
 mod cli;
+mod guard;
 mod messages;
 mod metrics;
 mod openapi;
+mod routes;
 mod state;
+mod streams;
 mod ws;
 
 use std::io::IsTerminal;
@@ -24,6 +27,7 @@ use clap::Parser;
 use tokio::sync::watch;
 
 use crate::allow::AllowList;
+use crate::assets::Assets;
 use crate::cli::{url_authority, Cli, Settings};
 use crate::messages::MessageLog;
 use crate::metrics::Metrics;
@@ -148,7 +152,6 @@ async fn run(mut s: Settings) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot start the MQTT client: {e}"))?;
 
-    let allow_publish = AllowList::new(s.allow_publish.clone());
     let mut publish = PublishEndpoint::new().max_payload(s.max_payload);
     if !s.allow_publish.is_empty() {
         publish = publish
@@ -191,8 +194,8 @@ async fn run(mut s: Settings) -> Result<(), String> {
     let state = AppState {
         mqtt: mqtt.clone(),
         publish,
-        allow_publish,
         allow_subscribe: AllowList::new(s.allow_subscribe.clone()),
+        assets: Assets::new(s.assets_dir.clone()),
         token: s.token.as_deref().map(Arc::from),
         log,
         metrics: Arc::new(Metrics::default()),
@@ -202,7 +205,7 @@ async fn run(mut s: Settings) -> Result<(), String> {
         shutdown: stop_rx,
     };
     let stopping = state.stopping();
-    let app = api::router(state.clone());
+    let app = routes::router(state.clone());
     let mut server = tokio::spawn(async move {
         axum::serve(listener, app)
             .with_graceful_shutdown(stopping)
@@ -277,6 +280,12 @@ fn print_banner(s: &Settings, st: &AppState, http: std::net::SocketAddr, mqtt: &
         out.push_str("  Subscribed:   nothing (--subscribe)\n");
     } else {
         out.push_str(&format!("  Subscribed:   {}\n", s.subscribe.join(", ")));
+    }
+    if let Some(dir) = &s.assets_dir {
+        out.push_str(&format!(
+            "  Page from:    {} (--assets-dir: an edit shows on the next reload)\n",
+            dir.display()
+        ));
     }
     if st.token.is_some() {
         out.push_str("  Token:        required (APP_TOKEN): the page asks for it\n");

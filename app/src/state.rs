@@ -9,6 +9,7 @@ use serde::Serialize;
 use tokio::sync::watch;
 
 use crate::allow::AllowList;
+use crate::assets::Assets;
 use crate::messages::MessageLog;
 use crate::metrics::Metrics;
 
@@ -49,9 +50,12 @@ pub struct Listener {
 #[derive(Clone)]
 pub struct AppState {
     pub mqtt: Mqtt,
+    /// `POST /publish` and the WebSocket's publish op: size limit and the publish allow-list.
     pub publish: PublishEndpoint,
-    pub allow_publish: AllowList,
+    /// Which filters `/events` and the WebSocket may subscribe within.
     pub allow_subscribe: AllowList,
+    /// The page and its scripts.
+    pub assets: Assets,
     pub token: Option<Arc<str>>,
     pub log: Arc<MessageLog>,
     pub metrics: Arc<Metrics>,
@@ -65,6 +69,12 @@ pub struct AppState {
 impl FromRef<AppState> for Mqtt {
     fn from_ref(s: &AppState) -> Mqtt {
         s.mqtt.clone()
+    }
+}
+
+impl FromRef<AppState> for Assets {
+    fn from_ref(s: &AppState) -> Assets {
+        s.assets.clone()
     }
 }
 

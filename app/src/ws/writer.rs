@@ -1,0 +1,102 @@
+//! The writing side of one connection: the status first, then answers and notices before
+//! messages, a `dropped` notice at most every 200 ms, and the close.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket};
+use axum_mqtt::ConnectionState;
+use futures_util::stream::SplitSink;
+use futures_util::SinkExt;
+use tokio::sync::{mpsc, watch};
+
+use super::frame::{Control, Frame};
+use super::outbox::Queued;
+use crate::metrics::inc;
+use crate::state::AppState;
+
+/// What the writer reads from.
+pub struct Inputs {
+    /// Answers, errors and closes from the reader.
+    pub control: mpsc::Receiver<Control>,
+    /// Message frames from the forwarders.
+    pub messages: mpsc::Receiver<Queued>,
+    /// The MQTT connection's state.
+    pub state: watch::Receiver<ConnectionState>,
+    /// Messages skipped so far.
+    pub dropped: Arc<AtomicU64>,
+}
+
+fn close(code: u16, reason: &'static str) -> WsMessage {
+    WsMessage::Close(Some(CloseFrame {
+        code,
+        reason: reason.into(),
+    }))
+}
+
+/// Writes until the reader is done, the app stops, or the socket fails.
+pub async fn write(mut sink: SplitSink<WebSocket, WsMessage>, mut input: Inputs, st: AppState) {
+    let first = Frame::status(&input.state.borrow_and_update()).text();
+    if sink.send(WsMessage::Text(first.into())).await.is_err() {
+        return;
+    }
+    let stop = st.stopping();
+    tokio::pin!(stop);
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    let mut reported = 0u64;
+    let mut last_report = Instant::now();
+    let mut watching = true;
+    let mut queue_open = true;
+    loop {
+        let total = input.dropped.load(Ordering::Relaxed);
+        if total > reported && last_report.elapsed() >= Duration::from_millis(200) {
+            let notice = Frame::Dropped {
+                count: total - reported,
+                total,
+            };
+            if sink
+                .send(WsMessage::Text(notice.text().into()))
+                .await
+                .is_err()
+            {
+                return;
+            }
+            reported = total;
+            last_report = Instant::now();
+        }
+        let text = tokio::select! {
+            biased;
+            _ = &mut stop => {
+                let _ = sink.send(close(1001, "the app is shutting down")).await;
+                return;
+            }
+            c = input.control.recv() => match c {
+                Some(Control::Send(frame)) => frame.text(),
+                Some(Control::Close(code)) => {
+                    let _ = sink.send(close(code, "bad frame")).await;
+                    return;
+                }
+                None => {
+                    let _ = sink.send(close(1000, "bye")).await;
+                    return;
+                }
+            },
+            changed = input.state.changed(), if watching => match changed {
+                Ok(()) => Frame::status(&input.state.borrow_and_update()).text(),
+                Err(_) => { watching = false; continue }
+            },
+            m = input.messages.recv(), if queue_open => match m {
+                Some(q) => {
+                    inc(&st.metrics.ws_sent);
+                    q.text
+                }
+                None => { queue_open = false; continue }
+            },
+            _ = tick.tick() => continue,
+        };
+        if sink.send(WsMessage::Text(text.into())).await.is_err() {
+            return;
+        }
+    }
+}

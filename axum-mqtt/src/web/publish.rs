@@ -1,0 +1,275 @@
+//! [`PublishEndpoint`]: the rules of `POST /publish` (payload size, topic, allow-list) applied to a
+//! [`PublishRequest`], and the publish that waits for the broker's acknowledgement.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use bytes::Bytes;
+use serde_json::json;
+
+use super::{ApiError, PublishRequest};
+use crate::topic::TopicPattern;
+use crate::{Error, Mqtt, Published};
+
+/// `POST /publish` with settings: an allow-list of topics, the ack timeout, the largest payload.
+///
+/// ```
+/// use axum_mqtt::web::PublishEndpoint;
+/// let endpoint = PublishEndpoint::new().allow(["sensors/#", "lights/+"])?.timeout(std::time::Duration::from_secs(3));
+/// assert!(endpoint.allows("sensors/a/b"));
+/// assert!(!endpoint.allows("admin/reboot"));
+/// # Ok::<(), axum_mqtt::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct PublishEndpoint {
+    allow: Option<Arc<Vec<TopicPattern>>>,
+    timeout: Duration,
+    max_payload: usize,
+}
+
+impl Default for PublishEndpoint {
+    fn default() -> Self {
+        PublishEndpoint {
+            allow: None,
+            timeout: Duration::from_secs(10),
+            max_payload: 256 * 1024,
+        }
+    }
+}
+
+impl PublishEndpoint {
+    /// Any topic, 10 s ack timeout, 256 KiB payloads.
+    ///
+    /// ```
+    /// let endpoint = axum_mqtt::web::PublishEndpoint::new();
+    /// assert!(endpoint.allows("any/topic") && endpoint.allow_list().is_none());
+    /// ```
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Only topics matching one of these MQTT filters may be published to (403 otherwise).
+    ///
+    /// ```
+    /// let endpoint = axum_mqtt::web::PublishEndpoint::new().allow(["lights/+/set"])?;
+    /// assert!(endpoint.allows("lights/kitchen/set"));
+    /// assert!(axum_mqtt::web::PublishEndpoint::new().allow(["a/#/b"]).is_err());
+    /// # Ok::<(), axum_mqtt::Error>(())
+    /// ```
+    pub fn allow<I, T>(mut self, filters: I) -> Result<Self, Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: AsRef<str>,
+    {
+        let patterns = filters
+            .into_iter()
+            .map(|f| {
+                crate::topic::validate_filter(f.as_ref())?;
+                TopicPattern::parse(f.as_ref())
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        self.allow = Some(Arc::new(patterns));
+        Ok(self)
+    }
+
+    /// How long to wait for the broker's acknowledgement (504 after that).
+    ///
+    /// ```
+    /// let endpoint = axum_mqtt::web::PublishEndpoint::new().timeout(std::time::Duration::from_secs(2));
+    /// # let _ = endpoint;
+    /// ```
+    pub fn timeout(mut self, d: Duration) -> Self {
+        self.timeout = d;
+        self
+    }
+
+    /// Largest payload accepted (413 above).
+    ///
+    /// ```
+    /// use axum_mqtt::web::{PublishEndpoint, PublishRequest};
+    /// let endpoint = PublishEndpoint::new().max_payload(4);
+    /// let e = endpoint.check(&PublishRequest::new("a", "hello")).unwrap_err();
+    /// assert_eq!(e.kind, "payload_too_large");
+    /// ```
+    pub fn max_payload(mut self, bytes: usize) -> Self {
+        self.max_payload = bytes;
+        self
+    }
+
+    /// True when the allow-list (if any) permits `topic`.
+    ///
+    /// ```
+    /// let endpoint = axum_mqtt::web::PublishEndpoint::new().allow(["a/#"])?;
+    /// assert!(endpoint.allows("a/b") && !endpoint.allows("b"));
+    /// # Ok::<(), axum_mqtt::Error>(())
+    /// ```
+    pub fn allows(&self, topic: &str) -> bool {
+        self.allow
+            .as_ref()
+            .is_none_or(|a| a.iter().any(|p| p.matches(topic).is_some()))
+    }
+
+    /// The allow-list's filters, as given to [`allow`](Self::allow); `None` when any topic may be
+    /// published to.
+    ///
+    /// ```
+    /// let endpoint = axum_mqtt::web::PublishEndpoint::new().allow(["a/#", "b/+"])?;
+    /// assert_eq!(endpoint.allow_list(), Some(vec!["a/#", "b/+"]));
+    /// # Ok::<(), axum_mqtt::Error>(())
+    /// ```
+    pub fn allow_list(&self) -> Option<Vec<&str>> {
+        self.allow
+            .as_ref()
+            .map(|a| a.iter().map(TopicPattern::as_str).collect())
+    }
+
+    /// An axum router with `POST /publish` bound to this endpoint and client.
+    ///
+    /// ```no_run
+    /// # async fn demo(mqtt: axum_mqtt::Mqtt) {
+    /// let app: axum::Router = axum_mqtt::web::PublishEndpoint::new().router(mqtt);
+    /// # }
+    /// ```
+    pub fn router<S: Clone + Send + Sync + 'static>(self, mqtt: Mqtt) -> axum::Router<S> {
+        axum::Router::new().route(
+            "/publish",
+            axum::routing::post(move |body: Bytes| {
+                let ep = self.clone();
+                let mqtt = mqtt.clone();
+                async move { ep.handle(&mqtt, &body).await }
+            }),
+        )
+    }
+
+    /// Handles one request body: reads, checks, publishes, waits for the ack; answers
+    /// `{"code": 0, "mid": N}` or the [`ApiError`].
+    ///
+    /// ```no_run
+    /// # async fn demo(mqtt: axum_mqtt::Mqtt) {
+    /// let endpoint = axum_mqtt::web::PublishEndpoint::new();
+    /// let response = endpoint.handle(&mqtt, br#"{"topic": "a/b", "msg": "hi"}"#).await;
+    /// assert!(response.status().is_success());
+    /// # }
+    /// ```
+    pub async fn handle(&self, mqtt: &Mqtt, body: &[u8]) -> Response {
+        match self.publish(mqtt, body).await {
+            Ok(ack) => Json(json!({"code": 0, "mid": ack.mid})).into_response(),
+            Err(e) => e.into_response(),
+        }
+    }
+
+    /// Reads a JSON body with [`PublishRequest::from_json`] and publishes it with
+    /// [`publish_request`](Self::publish_request).
+    ///
+    /// ```no_run
+    /// # async fn demo(mqtt: axum_mqtt::Mqtt) {
+    /// let endpoint = axum_mqtt::web::PublishEndpoint::new();
+    /// match endpoint.publish(&mqtt, br#"{"topic": "a/b", "msg": "hi", "qos": 1}"#).await {
+    ///     Ok(ack) => println!("acknowledged as {}", ack.mid),
+    ///     Err(e) => println!("{}: {}", e.kind, e.message),
+    /// }
+    /// # }
+    /// ```
+    pub async fn publish(&self, mqtt: &Mqtt, body: &[u8]) -> Result<Published, ApiError> {
+        self.publish_request(mqtt, PublishRequest::from_json(body)?)
+            .await
+    }
+
+    /// The typed entry point, for every transport (HTTP, a WebSocket op, a queue): applies
+    /// [`check`](Self::check), publishes, and waits for the broker's acknowledgement.
+    ///
+    /// ```no_run
+    /// # async fn demo(mqtt: axum_mqtt::Mqtt) -> Result<(), axum_mqtt::web::ApiError> {
+    /// use axum_mqtt::{web::{PublishEndpoint, PublishRequest}, QoS};
+    /// let endpoint = PublishEndpoint::new().allow(["sensors/#"]).expect("a valid filter");
+    /// let req = PublishRequest::new("sensors/kitchen/t", "21.5").with_qos(QoS::AtLeastOnce);
+    /// let ack = endpoint.publish_request(&mqtt, req).await?;
+    /// println!("acknowledged as {}", ack.mid);
+    /// # Ok(()) }
+    /// ```
+    pub async fn publish_request(
+        &self,
+        mqtt: &Mqtt,
+        req: PublishRequest,
+    ) -> Result<Published, ApiError> {
+        self.check(&req)?;
+        Ok(mqtt
+            .publish(req.topic, req.payload)
+            .qos(req.qos)
+            .retain(req.retain)
+            .timeout(self.timeout)
+            .await?)
+    }
+
+    /// The endpoint's rules for a request: the payload size (413 `payload_too_large`), a valid
+    /// topic without wildcards (422 `invalid_topic`), the allow-list (403 `topic_not_allowed`).
+    ///
+    /// ```
+    /// use axum_mqtt::web::{PublishEndpoint, PublishRequest};
+    /// let endpoint = PublishEndpoint::new().allow(["a/#"])?;
+    /// assert!(endpoint.check(&PublishRequest::new("a/b", "x")).is_ok());
+    /// assert_eq!(endpoint.check(&PublishRequest::new("a/+", "x")).unwrap_err().kind, "invalid_topic");
+    /// assert_eq!(endpoint.check(&PublishRequest::new("b", "x")).unwrap_err().status.as_u16(), 403);
+    /// # Ok::<(), axum_mqtt::Error>(())
+    /// ```
+    pub fn check(&self, req: &PublishRequest) -> Result<(), ApiError> {
+        if req.payload.len() > self.max_payload {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!(
+                    "payload of {} bytes exceeds {} bytes",
+                    req.payload.len(),
+                    self.max_payload
+                ),
+            ));
+        }
+        crate::topic::validate_topic(&req.topic)?;
+        if !self.allows(&req.topic) {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "topic_not_allowed",
+                format!("publishing to {:?} is not allowed here", req.topic),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// `POST /publish` with the default [`PublishEndpoint`], for `State<Mqtt>` routers.
+///
+/// ```no_run
+/// # async fn demo(mqtt: axum_mqtt::Mqtt) {
+/// use axum::routing::post;
+/// let app = axum::Router::new().route("/publish", post(axum_mqtt::web::publish)).with_state(mqtt);
+/// # let _: axum::Router = app;
+/// # }
+/// ```
+pub async fn publish(State(mqtt): State<Mqtt>, body: Bytes) -> Response {
+    PublishEndpoint::default().handle(&mqtt, &body).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_endpoint_checks_size_then_topic_then_allow_list() {
+        let ep = PublishEndpoint::new()
+            .max_payload(3)
+            .allow(["a/#"])
+            .unwrap();
+        let k = |r: PublishRequest| ep.check(&r).map_err(|e| e.kind);
+        assert_eq!(
+            k(PublishRequest::new("b/+", "long")),
+            Err("payload_too_large")
+        );
+        assert_eq!(k(PublishRequest::new("b/+", "ok")), Err("invalid_topic"));
+        assert_eq!(k(PublishRequest::new("b", "ok")), Err("topic_not_allowed"));
+        assert_eq!(k(PublishRequest::new("a/b", "ok")), Ok(()));
+    }
+}
