@@ -11,7 +11,10 @@ use std::collections::{HashMap, VecDeque};
 
 use tokio::sync::{oneshot, OwnedSemaphorePermit};
 
+use std::sync::Weak;
+
 use super::link::SubCode;
+use super::stream::Slot;
 use crate::client::events::Published;
 use crate::message::QoS;
 use crate::Error;
@@ -43,6 +46,8 @@ pub(crate) struct SubWaiter {
     pub reply: Option<SubReply>,
     /// Callers whose own SUBSCRIBE was folded into this one (restore after reconnect).
     pub attached: Vec<SubWaiter>,
+    /// The new stream this SUBSCRIBE is for: the retained messages it brings are that stream's.
+    pub stream: Option<Weak<Slot>>,
     pub _permit: Option<OwnedSemaphorePermit>,
 }
 
@@ -53,6 +58,7 @@ impl SubWaiter {
             filters,
             reply: None,
             attached,
+            stream: None,
             _permit: None,
         }
     }

@@ -20,6 +20,7 @@ use super::dispatch::Dispatcher;
 use super::events::{Connack, Disconnected, Event, Published, Status, Subscribed, Unsubscribed};
 use super::link::{Link, LinkError, NetEvent, Req};
 use super::replay;
+use super::retained::RetainedRoutes;
 use super::shared::{Shared, Stop};
 use super::stats::Counters;
 use crate::message::QoS;
@@ -35,6 +36,7 @@ pub(crate) async fn run(shared: Arc<Shared>, link: Link, dispatcher: Dispatcher)
         stranded: Vec::new(),
         phase: Phase::Starting,
         retry: Retry::default(),
+        retained: RetainedRoutes::default(),
     };
     conn.run().await;
 }
@@ -54,6 +56,8 @@ struct Connection {
     stranded: Vec<Req>,
     phase: Phase,
     retry: Retry,
+    /// Retained messages answering a new stream's SUBSCRIBE go to that stream alone.
+    retained: RetainedRoutes,
 }
 
 /// Where the connection is, from the task's side.
@@ -155,6 +159,15 @@ impl Connection {
         match ev {
             NetEvent::ConnAck { session_present } => self.on_connack(session_present),
             NetEvent::Publish(msg) => {
+                if let Some(slot) = self.retained.recipient(&msg) {
+                    // Acknowledged here: no handler runs for it.
+                    if !self.shared.ack_after.is_empty() {
+                        self.link.push_ack(msg.pkid, msg.qos);
+                    }
+                    Counters::bump(&self.shared.counters.received);
+                    slot.offer(&msg, &self.shared.counters);
+                    return Flow::Continue;
+                }
                 let ack_after = self.shared.acks_after_handling(&msg);
                 if !self.shared.ack_after.is_empty() && !ack_after {
                     // Manual acks are on for other routes; this message is acknowledged on receipt.
@@ -189,6 +202,7 @@ impl Connection {
             NetEvent::SubAck { pkid, codes } => {
                 let w = Shared::lock(&self.shared.book).subs.inflight.remove(&pkid);
                 if let Some(w) = w {
+                    self.retained.on_suback(w.stream.as_ref());
                     let results: Vec<(String, Result<QoS, String>)> = w
                         .filters
                         .iter()
@@ -273,6 +287,7 @@ impl Connection {
 
     fn on_connack(&mut self, session_present: bool) {
         let first = self.phase == Phase::Starting;
+        self.retained.clear();
         self.phase = Phase::Connected {
             since: Instant::now(),
             disconnect_sent: false,

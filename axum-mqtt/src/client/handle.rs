@@ -159,8 +159,13 @@ impl Mqtt {
         Shared::lock(&self.shared().registry).all()
     }
 
-    /// Messages matching `filter`, as a stream (for SSE or WebSocket bridges). Subscribes when no one
-    /// else holds the filter; unsubscribes when the last stream on it is dropped.
+    /// Messages matching `filter`, as a stream (for SSE or WebSocket bridges). Unsubscribes when the
+    /// last holder of the filter (streams, routes, `subscribe` calls) is gone.
+    ///
+    /// Like a direct MQTT subscriber, every new stream first gets the retained messages of its
+    /// filter (with [`Message::retain`] set), whether or not the filter was already held; streams
+    /// already open do not get them again. (The client subscribes again and hands the retained
+    /// messages that answer this SUBSCRIBE to this stream only.)
     ///
     /// The stream buffers up to `capacity` messages; past that it skips messages (counted in
     /// [`Stats::stream_dropped`] and on the stream) rather than slowing the client.
@@ -182,14 +187,26 @@ impl Mqtt {
     ) -> Result<MessageStream, Error> {
         validate_filter(filter)?;
         let (stream, slot) = MessageStream::new(self.clone(), filter, capacity)?;
+        let weak = Arc::downgrade(&slot);
         self.shared()
             .streams
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .push(slot);
-        let need = Shared::lock(&self.shared().registry).add(filter, Holder::Stream, qos);
-        if let Some(q) = need {
-            let codes = self.send_subscribe(vec![(filter.to_string(), q)]).await?;
+        let (need, held) = {
+            let mut registry = Shared::lock(&self.shared().registry);
+            let need = registry.add(filter, Holder::Stream, qos);
+            (need, registry.qos(filter))
+        };
+        // The broker sends retained messages to a new subscription only. When the filter is
+        // already held (by a route, a `subscribe` call or another stream), subscribing again makes
+        // it send them once more; the connection task hands them to this stream alone, so earlier
+        // holders see no duplicate. A shared subscription gets no retained messages at all.
+        let again = held.filter(|_| need.is_none() && !filter.starts_with("$share/"));
+        if let Some(q) = need.or(again) {
+            let codes = self
+                .send_subscribe_for(vec![(filter.to_string(), q)], Some(weak))
+                .await?;
             if let Some(Err(reason)) = codes.into_iter().next() {
                 return Err(Error::Refused(reason)); // dropping `stream` releases the filter
             }
@@ -309,6 +326,15 @@ impl Mqtt {
         &self,
         filters: Vec<(String, QoS)>,
     ) -> Result<Vec<link::SubCode>, Error> {
+        self.send_subscribe_for(filters, None).await
+    }
+
+    /// Sends a SUBSCRIBE; `stream`: the new stream it is made for (see [`Mqtt::stream`]).
+    async fn send_subscribe_for(
+        &self,
+        filters: Vec<(String, QoS)>,
+        stream: Option<std::sync::Weak<stream::Slot>>,
+    ) -> Result<Vec<link::SubCode>, Error> {
         let shared = self.shared();
         let permit = shared.permit().await?;
         let (tx, rx) = oneshot::channel();
@@ -319,6 +345,7 @@ impl Mqtt {
                 filters,
                 reply: Some(tx),
                 attached: Vec::new(),
+                stream,
                 _permit: Some(permit),
             });
         }

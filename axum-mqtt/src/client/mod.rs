@@ -24,6 +24,7 @@ pub(crate) mod link;
 mod publish;
 mod registry;
 mod replay;
+mod retained;
 mod shared;
 mod stats;
 mod stream;

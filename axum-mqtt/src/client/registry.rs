@@ -74,6 +74,11 @@ impl Registry {
         }
     }
 
+    /// The QoS a filter is subscribed with, if anyone holds it.
+    pub fn qos(&self, filter: &str) -> Option<QoS> {
+        self.subs.get(filter).and_then(Entry::qos)
+    }
+
     /// Filters held by `subscribe()` calls.
     pub fn explicit(&self) -> Vec<String> {
         self.subs

@@ -22,6 +22,11 @@ pub(crate) struct Slot {
 }
 
 impl Slot {
+    /// True when this stream's filter matches `topic`.
+    pub fn wants(&self, topic: &str) -> bool {
+        self.pattern.matches(topic).is_some()
+    }
+
     /// Offers a message if the topic matches; never waits.
     pub fn offer(&self, msg: &Message, counters: &Counters) {
         if self.pattern.matches(msg.topic()).is_some() && self.tx.try_send(msg.clone()).is_err() {

@@ -96,6 +96,7 @@ fn sub_waiter(filter: &str) -> (SubWaiter, SubRx) {
         filters: vec![(filter.to_string(), QoS::AtLeastOnce)],
         reply: Some(tx),
         attached: Vec::new(),
+        stream: None,
         _permit: None,
     };
     (w, rx)
