@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use axum_mqtt::extract::{FromMessage, Json, Params, Payload, Rejection, Text, Topic};
-use axum_mqtt::router::MqttRequest;
+use axum_mqtt::extract::MqttRequest;
 use axum_mqtt::Message;
 use libfuzzer_sys::fuzz_target;
 
