@@ -19,6 +19,9 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 
+/// How long, at shutdown, a connection may take to finish what it is doing.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
 /// What bounds the server.
 #[derive(Debug, Clone, Copy)]
 pub struct ServerLimits {
@@ -93,7 +96,13 @@ pub async fn serve(
                 r = conn.as_mut() => r,
                 _ = async { closing.wait_for(|c| *c).await.is_ok() } => {
                     conn.as_mut().graceful_shutdown();
-                    conn.await
+                    // Idle connections close at once and answers in flight finish; one still
+                    // sending its request head would be waited for until the header-read
+                    // timeout, so it gets a short grace and is then dropped.
+                    match tokio::time::timeout(SHUTDOWN_GRACE, conn).await {
+                        Ok(r) => r,
+                        Err(_) => Ok(()),
+                    }
                 }
             };
             if let Err(e) = result {
