@@ -12,7 +12,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use serde_json::json;
 
-use crate::metrics::{inc, Client, ClientGuard};
+use crate::metrics::inc;
 use crate::state::AppState;
 use crate::streams::{check_filter, open_stream, parse_qos};
 
@@ -111,12 +111,13 @@ pub async fn events(State(st): State<AppState>, q: Params) -> Result<Response, A
     })?;
     check_filter(&st, filter)?;
     let qos = parse_qos(q.get("qos").map(String::as_str))?;
+    let slot = st.sse_slots.take(&st.metrics)?;
     let stream = open_stream(&st, filter, qos, SSE_CAPACITY).await?;
-    let guard = ClientGuard::new(st.metrics.clone(), Client::Sse);
-    // Ends with the app (so graceful shutdown does not wait for browsers); the guard counts the client.
+    // Ends with the app (so graceful shutdown does not wait for browsers); the slot (which counts
+    // the client) is held as long as the stream.
     let messages = stream
         .inspect(move |_| {
-            let _alive = &guard;
+            let _alive = &slot;
         })
         .take_until(st.stopping());
     Ok(axum_mqtt::web::sse(messages).into_response())

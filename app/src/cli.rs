@@ -3,11 +3,14 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use axum_mqtt::topic::validate_filter;
 use axum_mqtt::{MqttConfig, Transport};
 use clap::error::ErrorKind;
 use clap::{CommandFactory, Parser};
+
+use crate::host::HostRule;
 
 const AFTER_HELP: &str = "\
 MQTT client settings come from the axum-mqtt library's MQTT_* environment variables
@@ -152,6 +155,54 @@ pub struct Cli {
     #[arg(long = "ws-queue", env = "APP_WS_QUEUE", value_name = "N", default_value_t = 256,
           value_parser = clap::value_parser!(u32).range(1..=65_536))]
     pub ws_queue: u32,
+
+    /// Host names the page and API also answer to, as HOST or HOST:PORT (comma-separated), besides
+    /// the listen address and localhost / 127.0.0.1 / [::1] with its port; `*` accepts any Host
+    /// (turns the DNS rebinding check off).
+    #[arg(
+        long = "allowed-host",
+        env = "APP_ALLOWED_HOSTS",
+        value_name = "HOST[:PORT]",
+        value_delimiter = ',',
+        num_args = 1..,
+        value_parser = parse_host_rule
+    )]
+    pub allowed_hosts: Vec<Option<HostRule>>,
+
+    /// Time a client has to send a request head (also how long an idle keep-alive connection stays).
+    #[arg(long = "header-read-timeout", env = "APP_HEADER_READ_TIMEOUT", value_name = "DURATION",
+          default_value = "10s", value_parser = parse_duration)]
+    pub header_read_timeout: Duration,
+
+    /// Time a request (its body and the answer) may take; not /ws and /events, which stay open.
+    #[arg(long = "request-timeout", env = "APP_REQUEST_TIMEOUT", value_name = "DURATION",
+          default_value = "30s", value_parser = parse_duration)]
+    pub request_timeout: Duration,
+
+    /// HTTP connections open at once; past that, new ones wait to be accepted.
+    #[arg(long = "max-connections", env = "APP_MAX_CONNECTIONS", value_name = "N", default_value_t = 512,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_connections: u32,
+
+    /// WebSocket clients (/ws) at once; past that, 503 too_many_clients.
+    #[arg(long = "max-ws-clients", env = "APP_MAX_WS_CLIENTS", value_name = "N", default_value_t = 256,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub max_ws_clients: u32,
+
+    /// Server-Sent Events clients (/events) at once; past that, 503 too_many_clients.
+    #[arg(long = "max-sse-clients", env = "APP_MAX_SSE_CLIENTS", value_name = "N", default_value_t = 256,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub max_sse_clients: u32,
+
+    /// How often the app pings each WebSocket.
+    #[arg(long = "ws-ping-interval", env = "APP_WS_PING_INTERVAL", value_name = "DURATION",
+          default_value = "20s", value_parser = parse_duration)]
+    pub ws_ping_interval: Duration,
+
+    /// A WebSocket from which nothing (not even a pong) arrives for this long is closed.
+    #[arg(long = "ws-peer-timeout", env = "APP_WS_PEER_TIMEOUT", value_name = "DURATION",
+          default_value = "60s", value_parser = parse_duration)]
+    pub ws_peer_timeout: Duration,
 }
 
 /// A listen address that can be switched off.
@@ -171,6 +222,25 @@ fn parse_optional_listen(s: &str) -> Result<OptionalAddr, String> {
         "off" | "none" | "no" | "false" => Ok(OptionalAddr(None)),
         _ => parse_listen(s).map(|a| OptionalAddr(Some(a))),
     }
+}
+
+/// `None` for an empty item (`APP_ALLOWED_HOSTS=` or a trailing comma).
+fn parse_host_rule(s: &str) -> Result<Option<HostRule>, String> {
+    if s.trim().is_empty() {
+        return Ok(None);
+    }
+    s.parse()
+        .map(Some)
+        .map_err(|e: crate::host::HostRuleError| e.to_string())
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s.trim())
+        .map_err(|e| format!("{s:?}: {e} (write e.g. 10s, 500ms, 2m)"))?;
+    if d.is_zero() {
+        return Err(format!("{s:?}: must be more than 0"));
+    }
+    Ok(d)
 }
 
 fn parse_filter(s: &str) -> Result<String, String> {
@@ -199,6 +269,21 @@ pub struct Settings {
     pub ws_queue: usize,
     /// `--assets-dir`: the page from disk (development).
     pub assets_dir: Option<PathBuf>,
+    /// `--allowed-host`: names the app answers to besides its own.
+    pub allowed_hosts: Vec<HostRule>,
+    pub http_limits: HttpLimits,
+}
+
+/// Limits of the HTTP server and its long-lived clients.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpLimits {
+    pub header_read_timeout: Duration,
+    pub request_timeout: Duration,
+    pub max_connections: usize,
+    pub max_ws_clients: usize,
+    pub max_sse_clients: usize,
+    pub ws_ping_interval: Duration,
+    pub ws_peer_timeout: Duration,
 }
 
 impl Cli {
@@ -268,6 +353,23 @@ impl Cli {
                 )));
             }
         }
+        if self.ws_peer_timeout <= self.ws_ping_interval {
+            return Err(bad(format!(
+                "--ws-peer-timeout ({}) must be longer than --ws-ping-interval ({}): a peer gets \
+                 at least one ping to answer",
+                humantime::format_duration(self.ws_peer_timeout),
+                humantime::format_duration(self.ws_ping_interval)
+            )));
+        }
+        let http_limits = HttpLimits {
+            header_read_timeout: self.header_read_timeout,
+            request_timeout: self.request_timeout,
+            max_connections: self.max_connections as usize,
+            max_ws_clients: self.max_ws_clients as usize,
+            max_sse_clients: self.max_sse_clients as usize,
+            ws_ping_interval: self.ws_ping_interval,
+            ws_peer_timeout: self.ws_peer_timeout,
+        };
         let nonempty = |v: Vec<String>| v.into_iter().filter(|s| !s.is_empty()).collect();
         Ok(Settings {
             http: self.http,
@@ -281,6 +383,8 @@ impl Cli {
             max_payload,
             ws_queue: self.ws_queue as usize,
             assets_dir,
+            allowed_hosts: self.allowed_hosts.into_iter().flatten().collect(),
+            http_limits,
         })
     }
 }
@@ -342,6 +446,29 @@ mod tests {
             .into_settings()
             .unwrap_err();
         assert!(e.to_string().contains("one port"), "{e}");
+    }
+
+    #[test]
+    fn limits_and_hosts() {
+        let s = Cli::try_parse_from([
+            "app",
+            "--allowed-host",
+            "a.example,b.example:8080,",
+            "--header-read-timeout",
+            "500ms",
+        ])
+        .unwrap();
+        assert_eq!(s.allowed_hosts.iter().flatten().count(), 2);
+        assert_eq!(s.header_read_timeout, Duration::from_millis(500));
+        let e = Cli::try_parse_from(["app", "--allowed-host", "http://a.example"]).unwrap_err();
+        assert!(e.to_string().contains("--allowed-host"), "{e}");
+        let e = Cli::try_parse_from(["app", "--request-timeout", "0s"]).unwrap_err();
+        assert!(e.to_string().contains("more than 0"), "{e}");
+        let e = Cli::try_parse_from(["app", "--ws-ping-interval", "2m"])
+            .unwrap()
+            .into_settings()
+            .unwrap_err();
+        assert!(e.to_string().contains("--ws-peer-timeout"), "{e}");
     }
 
     #[test]

@@ -7,10 +7,13 @@ mod api;
 mod assets;
 mod cli;
 mod guard;
+mod host;
 mod messages;
 mod metrics;
 mod openapi;
 mod routes;
+mod serve;
+mod slots;
 mod state;
 mod streams;
 mod ws;
@@ -29,8 +32,10 @@ use tokio::sync::watch;
 use crate::allow::AllowList;
 use crate::assets::Assets;
 use crate::cli::{url_authority, Cli, Settings};
+use crate::host::AllowedHosts;
 use crate::messages::MessageLog;
-use crate::metrics::Metrics;
+use crate::metrics::{Client, Metrics};
+use crate::slots::Slots;
 use crate::state::{AppState, Endpoints, Limits, Listener};
 
 /// Bytes of topics and payloads kept for `GET /api/messages`.
@@ -166,6 +171,10 @@ async fn run(mut s: Settings) -> Result<(), String> {
         ws_queue_bytes: (8 * 1024 * 1024).max(2 * max_ws_message),
         ws_max_subscriptions: ws::MAX_SUBSCRIPTIONS,
         history: s.history,
+        max_ws_clients: s.http_limits.max_ws_clients,
+        max_sse_clients: s.http_limits.max_sse_clients,
+        ws_ping_interval: s.http_limits.ws_ping_interval,
+        ws_peer_timeout: s.http_limits.ws_peer_timeout,
     };
     let mut listeners = Vec::new();
     if let Some(b) = &broker {
@@ -202,17 +211,21 @@ async fn run(mut s: Settings) -> Result<(), String> {
         limits,
         endpoints: Arc::new(endpoints),
         subscriptions: Arc::new(s.subscribe.clone()),
+        ws_slots: Slots::new(Client::WebSocket, s.http_limits.max_ws_clients),
+        sse_slots: Slots::new(Client::Sse, s.http_limits.max_sse_clients),
         shutdown: stop_rx,
     };
     let stopping = state.stopping();
-    let app = routes::router(state.clone());
-    let mut server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(stopping)
-            .await
-    });
+    let hosts = Arc::new(AllowedHosts::new(http_addr, &s.allowed_hosts));
+    let app = routes::router(state.clone(), hosts.clone(), s.http_limits.request_timeout);
+    let server_limits = serve::ServerLimits {
+        header_read_timeout: s.http_limits.header_read_timeout,
+        max_connections: s.http_limits.max_connections,
+    };
+    let mut server =
+        tokio::spawn(async move { serve::serve(listener, app, server_limits, stopping).await });
 
-    print_banner(&s, &state, http_addr, &mqtt);
+    print_banner(&s, &state, http_addr, &mqtt, &hosts);
 
     let failed = tokio::select! {
         _ = web::shutdown_signal() => None,
@@ -252,7 +265,13 @@ async fn run(mut s: Settings) -> Result<(), String> {
     }
 }
 
-fn print_banner(s: &Settings, st: &AppState, http: std::net::SocketAddr, mqtt: &Mqtt) {
+fn print_banner(
+    s: &Settings,
+    st: &AppState,
+    http: std::net::SocketAddr,
+    mqtt: &Mqtt,
+    hosts: &AllowedHosts,
+) {
     let web = format!("http://{}", url_authority(http));
     let mut out = String::new();
     out.push_str(&format!(
@@ -286,6 +305,17 @@ fn print_banner(s: &Settings, st: &AppState, http: std::net::SocketAddr, mqtt: &
             "  Page from:    {} (--assets-dir: an edit shows on the next reload)\n",
             dir.display()
         ));
+    }
+    // On a loopback address the accepted Hosts are the obvious ones; elsewhere, say which they are.
+    if hosts.is_off() || hosts.has_names() || !http.ip().is_loopback() {
+        let accepts = hosts.describe();
+        tracing::info!(accepts = %accepts, "Host check (DNS rebinding)");
+        out.push_str(&format!("  Accepts Host: {accepts}\n"));
+        if !hosts.is_off() && !hosts.has_names() {
+            out.push_str(
+                "                (reached under a name? add it with --allowed-host NAME / APP_ALLOWED_HOSTS)\n",
+            );
+        }
     }
     if st.token.is_some() {
         out.push_str("  Token:        required (APP_TOKEN): the page asks for it\n");

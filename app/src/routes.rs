@@ -1,37 +1,77 @@
 //! The routes: `/publish`, `/api/*`, `/events`, `/healthz`, `/metrics`, `/ws`, `/openapi.json`, the
-//! page and its assets, with the token guard on the API.
+//! page and its assets; the Host check in front of all but `/healthz`, the token guard on the API,
+//! and the request timeout on all but the long-lived `/ws` and `/events`.
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::error_handling::HandleErrorLayer;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{Method, StatusCode, Uri};
 use axum::middleware;
 use axum::routing::{get, post};
-use axum::Router;
+use axum::{BoxError, Router};
 use axum_mqtt::web::{self, ApiError};
+use tower::ServiceBuilder;
 
+use crate::host::{self, AllowedHosts};
 use crate::state::AppState;
 use crate::{api, assets, guard, openapi, ws};
 
-/// All routes, with the token guard on the API.
-pub fn router(state: AppState) -> Router {
+/// All routes, with their checks and limits.
+pub fn router(state: AppState, hosts: Arc<AllowedHosts>, request_timeout: Duration) -> Router {
     let body_limit = state.limits.max_payload * 2 + 64 * 1024;
-    let guarded = Router::new()
+    // tower's timeout with a JSON answer (tower-http's TimeoutLayer answers with an empty body).
+    let timeout = ServiceBuilder::new()
+        .layer(HandleErrorLayer::new(move |e: BoxError| async move {
+            timed_out(e, request_timeout)
+        }))
+        .timeout(request_timeout);
+    let api = Router::new()
         .route("/publish", post(api::publish))
         .route("/api/messages", get(api::messages))
         .route("/api/info", get(api::info))
-        .route("/events", get(api::events))
         .route("/metrics", get(api::metrics))
-        .route("/ws", get(ws::upgrade))
+        .route_layer(timeout.clone());
+    // Long-lived: bounded by --max-ws-clients / --max-sse-clients, WebSocket pings and shutdown.
+    let streams = Router::new()
+        .route("/events", get(api::events))
+        .route("/ws", get(ws::upgrade));
+    let guarded = api
+        .merge(streams)
         .route_layer(middleware::from_fn_with_state(state.clone(), guard::guard));
     Router::new()
         .route("/", get(assets::index))
         .route("/assets/{name}", get(assets::file))
         .route("/healthz", get(web::health))
         .route("/openapi.json", get(openapi::document))
+        .route_layer(timeout)
         .merge(guarded)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(hosts, host::check))
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)
+}
+
+fn timed_out(e: BoxError, limit: Duration) -> ApiError {
+    if e.is::<tower::timeout::error::Elapsed>() {
+        ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            format!(
+                "the request was not read and answered within {} (--request-timeout)",
+                humantime::format_duration(limit)
+            ),
+        )
+    } else {
+        tracing::error!(error = %e, "request failed");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            format!("the request failed: {e}"),
+        )
+    }
 }
 
 async fn not_found(method: Method, uri: Uri) -> ApiError {

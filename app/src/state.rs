@@ -1,6 +1,7 @@
 //! What every request handler shares.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::FromRef;
 use axum_mqtt::web::PublishEndpoint;
@@ -12,6 +13,7 @@ use crate::allow::AllowList;
 use crate::assets::Assets;
 use crate::messages::MessageLog;
 use crate::metrics::Metrics;
+use crate::slots::Slots;
 
 /// Limits of the WebSocket and the streams.
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -28,6 +30,20 @@ pub struct Limits {
     pub ws_max_subscriptions: usize,
     /// Messages kept for `GET /api/messages`.
     pub history: usize,
+    /// WebSocket clients at once.
+    pub max_ws_clients: usize,
+    /// Server-Sent Events clients at once.
+    pub max_sse_clients: usize,
+    /// How often each WebSocket is pinged.
+    #[serde(rename = "ws_ping_interval_ms", serialize_with = "millis")]
+    pub ws_ping_interval: Duration,
+    /// A WebSocket silent (no pong, no frame) for this long is closed.
+    #[serde(rename = "ws_peer_timeout_ms", serialize_with = "millis")]
+    pub ws_peer_timeout: Duration,
+}
+
+fn millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// Where things are, for `GET /api/info` and the page.
@@ -62,6 +78,9 @@ pub struct AppState {
     pub limits: Limits,
     pub endpoints: Arc<Endpoints>,
     pub subscriptions: Arc<Vec<String>>,
+    /// Caps on `/ws` and `/events` clients.
+    pub ws_slots: Slots,
+    pub sse_slots: Slots,
     /// Turns true when the app shuts down: WebSockets and SSE streams end.
     pub shutdown: watch::Receiver<bool>,
 }

@@ -170,6 +170,22 @@ fn help_lists_every_option_with_its_environment_variable() {
         "--allow-subscribe",
         "APP_ALLOW_SUBSCRIBE",
         "MQTT_BROKER_URL",
+        "--allowed-host <HOST[:PORT]>",
+        "APP_ALLOWED_HOSTS",
+        "--header-read-timeout <DURATION>",
+        "APP_HEADER_READ_TIMEOUT",
+        "--request-timeout <DURATION>",
+        "APP_REQUEST_TIMEOUT",
+        "--max-connections <N>",
+        "APP_MAX_CONNECTIONS",
+        "--max-ws-clients <N>",
+        "APP_MAX_WS_CLIENTS",
+        "--max-sse-clients <N>",
+        "APP_MAX_SSE_CLIENTS",
+        "--ws-ping-interval <DURATION>",
+        "APP_WS_PING_INTERVAL",
+        "--ws-peer-timeout <DURATION>",
+        "APP_WS_PEER_TIMEOUT",
     ] {
         assert!(out.contains(needle), "{needle} missing from --help:\n{out}");
     }

@@ -26,7 +26,8 @@ use futures_util::StreamExt;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite;
 
-use crate::metrics::{inc, Client, ClientGuard};
+use crate::metrics::inc;
+use crate::slots::Slot;
 use crate::state::AppState;
 use conn::{error_frame, Conn, Pending};
 use frame::Control;
@@ -34,8 +35,6 @@ use outbox::Outbox;
 
 pub use conn::MAX_SUBSCRIPTIONS;
 
-/// Browser connections at once.
-const MAX_CLIENTS: i64 = 1024;
 /// Publishes per connection waiting for the broker's ack; past that, reading pauses.
 const MAX_INFLIGHT: usize = 32;
 /// Acks, errors and notices queued per connection; past that, reading pauses.
@@ -52,21 +51,18 @@ pub async fn upgrade(
             return ApiError::new(r.status(), "websocket_required", r.body_text()).into_response()
         }
     };
-    if st.metrics.clients(Client::WebSocket) >= MAX_CLIENTS {
-        return ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "too_many_clients",
-            format!("at most {MAX_CLIENTS} browser connections at once"),
-        )
-        .into_response();
-    }
+    // The slot is held from here: an upgrade that fails gives it back with the closure.
+    let slot = match st.ws_slots.take(&st.metrics) {
+        Ok(slot) => slot,
+        Err(e) => return e.into_response(),
+    };
     // Messages up to the app's limit are read; larger ones up to the hard limit get an error frame
     // and the connection stays; past the hard limit the connection is closed (code 1009).
     let hard = hard_limit(st.limits.max_ws_message);
     ws.max_message_size(hard)
         .max_frame_size(hard)
         .on_failed_upgrade(|e| tracing::debug!(error = %e, "WebSocket upgrade failed"))
-        .on_upgrade(move |socket| serve(socket, st))
+        .on_upgrade(move |socket| serve(socket, st, slot))
 }
 
 /// The largest WebSocket message read at all (4 × the app's limit, at least 1 MiB).
@@ -74,8 +70,7 @@ fn hard_limit(max: usize) -> usize {
     (max * 4).max(1 << 20)
 }
 
-async fn serve(socket: WebSocket, st: AppState) {
-    let _client = ClientGuard::new(st.metrics.clone(), Client::WebSocket);
+async fn serve(socket: WebSocket, st: AppState, _slot: Slot) {
     inc(&st.metrics.ws_connections);
     let (sink, mut stream) = socket.split();
     let (ctl_tx, ctl_rx) = mpsc::channel::<Control>(CONTROL_QUEUE);
@@ -85,6 +80,7 @@ async fn serve(socket: WebSocket, st: AppState) {
         messages: msg_rx,
         state: st.mqtt.watch_state(),
         dropped: out.dropped.clone(),
+        ping_every: st.limits.ws_ping_interval,
     };
     let mut writer = tokio::spawn(writer::write(sink, inputs, st.clone()));
     let mut conn = Conn::new(st.clone(), out);
@@ -92,15 +88,27 @@ async fn serve(socket: WebSocket, st: AppState) {
     let stop = st.stopping();
     tokio::pin!(stop);
     let mut writer_done = false;
+    // The writer pings every --ws-ping-interval; whatever arrives (a pong, a frame) moves this on.
+    let peer_timeout = st.limits.ws_peer_timeout;
+    let silent = tokio::time::sleep(peer_timeout);
+    tokio::pin!(silent);
     loop {
         tokio::select! {
             biased;
             _ = &mut stop => break,
             _ = &mut writer => { writer_done = true; break }
+            _ = &mut silent => {
+                tracing::info!(
+                    "closing a WebSocket whose peer sent nothing, not even a pong, for {} (--ws-peer-timeout)",
+                    humantime::format_duration(peer_timeout)
+                );
+                break;
+            }
             Some(frame) = inflight.next(), if !inflight.is_empty() => {
                 if ctl_tx.send(Control::Send(frame)).await.is_err() { break }
             }
             incoming = stream.next(), if inflight.len() < MAX_INFLIGHT => {
+                silent.as_mut().reset(tokio::time::Instant::now() + peer_timeout);
                 let reply = match incoming {
                     None | Some(Ok(WsMessage::Close(_))) => break,
                     Some(Ok(WsMessage::Text(text))) if text.len() > st.limits.max_ws_message => {

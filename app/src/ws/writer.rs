@@ -26,6 +26,8 @@ pub struct Inputs {
     pub state: watch::Receiver<ConnectionState>,
     /// Messages skipped so far.
     pub dropped: Arc<AtomicU64>,
+    /// How often to ping the peer (the reader closes the connection when nothing comes back).
+    pub ping_every: Duration,
 }
 
 fn close(code: u16, reason: &'static str) -> WsMessage {
@@ -44,6 +46,11 @@ pub async fn write(mut sink: SplitSink<WebSocket, WsMessage>, mut input: Inputs,
     let stop = st.stopping();
     tokio::pin!(stop);
     let mut tick = tokio::time::interval(Duration::from_millis(500));
+    let mut ping = tokio::time::interval_at(
+        tokio::time::Instant::now() + input.ping_every,
+        input.ping_every,
+    );
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut reported = 0u64;
     let mut last_report = Instant::now();
     let mut watching = true;
@@ -94,6 +101,12 @@ pub async fn write(mut sink: SplitSink<WebSocket, WsMessage>, mut input: Inputs,
                 None => { queue_open = false; continue }
             },
             _ = tick.tick() => continue,
+            _ = ping.tick() => {
+                if sink.send(WsMessage::Ping(Default::default())).await.is_err() {
+                    return;
+                }
+                continue;
+            }
         };
         if sink.send(WsMessage::Text(text.into())).await.is_err() {
             return;
