@@ -29,6 +29,10 @@ mod shared;
 mod stats;
 mod stream;
 mod table;
+#[cfg(feature = "tls")]
+mod tls;
+#[cfg(not(feature = "tls"))]
+#[path = "tls_off.rs"]
 mod tls;
 
 pub use builder::MqttBuilder;

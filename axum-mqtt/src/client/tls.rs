@@ -9,7 +9,8 @@ use std::sync::Arc;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+pub(crate) use rustls::ClientConfig;
+use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
 
 use crate::config::{MqttConfig, TlsVersion};
 use crate::Error;

@@ -14,6 +14,13 @@ use serde::{Deserialize, Serialize};
 use crate::error::ConfigError;
 use crate::message::QoS;
 
+/// Why TLS is refused by a build without the `tls` feature.
+pub(crate) const NO_TLS: &str =
+    "this build of axum-mqtt has no TLS: enable its cargo feature `tls` (on by default)";
+/// Why WebSockets are refused by a build without the `websocket` feature.
+pub(crate) const NO_WEBSOCKET: &str =
+    "this build of axum-mqtt has no WebSocket transport: enable its cargo feature `websocket` (on by default)";
+
 /// MQTT protocol version.
 ///
 /// ```
@@ -346,6 +353,12 @@ impl MqttConfig {
                 &v,
                 "TLS_CERTFILE and TLS_KEYFILE go together",
             ));
+        }
+        if self.tls.enabled && !cfg!(feature = "tls") {
+            return Err(self.error("TLS_ENABLED", "true", NO_TLS));
+        }
+        if self.transport == Transport::Websockets && !cfg!(feature = "websocket") {
+            return Err(self.error("TRANSPORT", "websockets", NO_WEBSOCKET));
         }
         if let Some(w) = &self.last_will {
             if let Err(e) = crate::topic::validate_topic(&w.topic) {

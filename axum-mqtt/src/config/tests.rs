@@ -25,6 +25,7 @@ fn defaults_match_flask_mqtt() {
 }
 
 #[test]
+#[cfg(all(feature = "tls", feature = "websocket"))]
 fn every_key_is_read() {
     let c = load(&[
         ("MQTT_CLIENT_ID", "cid"),
@@ -282,4 +283,23 @@ fn empty_values_leave_the_default() {
     assert!(c.clean_session);
     assert_eq!(c.keepalive, Duration::from_secs(60));
     assert_eq!(c.broker_port, 1883);
+}
+
+/// Without the `tls` / `websocket` features, asking for them is a config error naming the key.
+#[test]
+#[cfg(not(all(feature = "tls", feature = "websocket")))]
+fn missing_features_are_config_errors() {
+    if !cfg!(feature = "tls") {
+        let e = load(&[("MQTT_TLS_ENABLED", "true")]).unwrap_err();
+        assert_eq!(e.key, "MQTT_TLS_ENABLED");
+        assert!(e.reason.contains("feature `tls`"), "{e}");
+        let e = load(&[("MQTT_BROKER_URL", "mqtts://broker")]).unwrap_err();
+        assert_eq!(e.key, "MQTT_TLS_ENABLED");
+    }
+    if !cfg!(feature = "websocket") {
+        let e = load(&[("MQTT_TRANSPORT", "websockets")]).unwrap_err();
+        assert_eq!(e.key, "MQTT_TRANSPORT");
+        assert!(e.reason.contains("feature `websocket`"), "{e}");
+    }
+    assert!(load(&[("MQTT_BROKER_URL", "mqtt://broker:1884")]).is_ok());
 }

@@ -12,6 +12,8 @@ mod convert;
 
 use self::convert::{v4_error, v4_event, v4_qos, v5_error, v5_event, v5_props, v5_qos};
 use super::replay::{Outgoing, Replayable, ReqKind};
+#[cfg(not(feature = "websocket"))]
+use crate::config::NO_WEBSOCKET;
 use crate::config::{MqttConfig, Protocol, Transport};
 use crate::message::{Message, Properties, QoS};
 use crate::Error;
@@ -213,7 +215,7 @@ impl Link {
         cfg: &MqttConfig,
         client_id: &str,
         capacity: usize,
-        tls: Option<Arc<rustls::ClientConfig>>,
+        tls: Option<Arc<super::tls::ClientConfig>>,
         manual_acks: bool,
     ) -> Result<(Sender, Link), Error> {
         let ws = cfg.transport == Transport::Websockets;
@@ -236,9 +238,16 @@ impl Link {
         };
         let transport = match (ws, tls) {
             (false, None) => rumqttc::Transport::Tcp,
+            #[cfg(feature = "tls")]
             (false, Some(t)) => rumqttc::Transport::Tls(rumqttc::TlsConfiguration::Rustls(t)),
+            #[cfg(feature = "websocket")]
             (true, None) => rumqttc::Transport::Ws,
+            #[cfg(all(feature = "tls", feature = "websocket"))]
             (true, Some(t)) => rumqttc::Transport::Wss(rumqttc::TlsConfiguration::Rustls(t)),
+            #[cfg(not(feature = "websocket"))]
+            (true, _) => return Err(cfg.error("TRANSPORT", "websockets", NO_WEBSOCKET).into()),
+            #[cfg(not(feature = "tls"))]
+            (_, Some(t)) => match *t {},
         };
         let keepalive = cfg.keepalive;
         match cfg.protocol {
