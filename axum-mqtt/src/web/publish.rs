@@ -197,12 +197,19 @@ impl PublishEndpoint {
         req: PublishRequest,
     ) -> Result<Published, ApiError> {
         self.check(&req)?;
-        Ok(mqtt
+        let mut publish = mqtt
             .publish(req.topic, req.payload)
             .qos(req.qos)
             .retain(req.retain)
-            .timeout(self.timeout)
-            .await?)
+            .timeout(self.timeout);
+        if !req.user_properties.is_empty() {
+            // On MQTT 3.1.1 this fails as 422 `needs_mqtt5`.
+            publish = publish.properties(crate::Properties {
+                user_properties: req.user_properties,
+                ..Default::default()
+            });
+        }
+        Ok(publish.await?)
     }
 
     /// The endpoint's rules for a request: the payload size (413 `payload_too_large`), a valid
