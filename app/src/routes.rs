@@ -25,6 +25,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(assets::index))
         .route("/assets/{name}", get(assets::file))
+        .route("/assets/vendor/{name}", get(assets::vendor_file))
         .route("/healthz", get(web::health))
         .route("/openapi.json", get(openapi::document))
         .merge(guarded)
