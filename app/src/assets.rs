@@ -15,6 +15,8 @@ use axum_mqtt::web::ApiError;
 
 /// Every file of `app/assets/` the page loads (`openapi.json` is served by `openapi`); a test
 /// checks that none is missing and that every module import is here.
+// The widgets, one module each: topics.js (the model), tree.js, chart.js (uPlot), messages.js,
+// detail.js.
 const EMBEDDED: &[(&str, &str)] = &[
     ("index.html", include_str!("../assets/index.html")),
     ("style.css", include_str!("../assets/style.css")),
@@ -32,7 +34,9 @@ const EMBEDDED: &[(&str, &str)] = &[
     ),
     ("topics.js", include_str!("../assets/topics.js")),
     ("messages.js", include_str!("../assets/messages.js")),
-    ("rates.js", include_str!("../assets/rates.js")),
+    ("json.js", include_str!("../assets/json.js")),
+    ("tree.js", include_str!("../assets/tree.js")),
+    ("detail.js", include_str!("../assets/detail.js")),
     ("chart.js", include_str!("../assets/chart.js")),
     (
         "vendor/uPlot.esm.js",
