@@ -251,6 +251,8 @@ mod tests {
                 message_expiry_interval: Some(60),
                 payload_format_indicator: Some(1),
             });
+        // Names the field: linking an axum-mqtt without it fails to compile, not this assert.
+        assert!(MessageJson::from(&m).properties.is_some());
         let f = Frame::Message {
             filter: "a/#",
             time_ms: 5,

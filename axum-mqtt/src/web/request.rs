@@ -4,7 +4,8 @@
 //! other transport (the app's WebSocket): the body's syntax (400 `invalid_json`/`invalid_utf8`),
 //! its shape (422 `invalid_body`, `invalid_payload` for the payload fields), `qos` (422
 //! `invalid_qos`), the base64 payload (422 `invalid_payload`), then the endpoint's rules: the
-//! payload size (413), the topic (422 `invalid_topic`) and the allow-list (403).
+//! payload size, user properties included (413), the topic (422 `invalid_topic`), the user
+//! properties' strings (422 `invalid_user_property`) and the allow-list (403).
 
 use std::fmt;
 
