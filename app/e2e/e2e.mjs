@@ -6,7 +6,8 @@
 // Starts its own Mosquitto on a free port and the app with --no-broker + MQTT_BROKER_URL pointing
 // there (MQTT 5, so message properties reach the page), so it can stop and restart the broker.
 // Prints `N passed, M failed`; exits 1 on failure. Saves screenshots at 1280×800 and 390×844 to
-// app/e2e/screenshots/ (committed, for the README).
+// app/e2e/out/ (ignored by git); with E2E_UPDATE_SCREENSHOTS=1 to app/e2e/screenshots/ (committed,
+// for the README: look at them before committing).
 
 import { spawn, execFileSync } from "node:child_process";
 import { mkdtempSync, mkdirSync, writeFileSync, chmodSync, existsSync, rmSync } from "node:fs";
@@ -384,7 +385,7 @@ try {
     await waitFor("every row again", async () => (await visibleRows()) === all + 2);
   });
 
-  const shots = join(here, "screenshots");
+  const shots = join(here, process.env.E2E_UPDATE_SCREENSHOTS === "1" ? "screenshots" : "out");
   mkdirSync(shots, { recursive: true });
   await step("screenshots at 1280×800 and 390×844", async () => {
     // The message with MQTT 5 properties in the detail view.
