@@ -1,19 +1,22 @@
 // The live page's entry module: asks the app what it offers (GET /api/info, with the token when
 // one is needed), opens the WebSocket (transport.js) and routes its frames (protocol.js) to the
-// widgets: status, token, publish, subscriptions, messages, rates, chart, notice.
+// widgets: status, token, publish, subscriptions, messages, the topic tree, the detail view,
+// the chart, notice.
 
-import { startChart, invalidateChart } from "./chart.js";
+import { clearChart, invalidateChart, startChart } from "./chart.js";
+import { clearDetail, historyChanged, setProtocol, setupDetail, showHistory, showMessage } from "./detail.js";
 import { setupMessages, showDropped } from "./messages.js";
 import { notice } from "./notice.js";
 import { Frame, Op } from "./protocol.js";
 import { published, setupPublish, showPublishInfo } from "./publish.js";
-import { renderRates } from "./rates.js";
 import { setStatus, showBroker, showMqttStatus } from "./status.js";
 import {
   deactivate, isSubscribed, resubscribe, setupSubscriptions, showSubscribeInfo, subscriptionAck, subscriptionFailed,
 } from "./subscriptions.js";
 import { askToken, initialToken, setupToken, tokenAccepted } from "./token.js";
+import { clearTopics } from "./topics.js";
 import { Transport } from "./transport.js";
+import { clearTree, renderTree, selectTopic, setupTree } from "./tree.js";
 
 let token = initialToken();
 
@@ -29,17 +32,39 @@ const transport = new Transport({
 });
 const send = (op) => transport.send(op);
 
+let treeQueued = false;
 const addMessage = setupMessages({
   isSubscribed,
-  onNewTopic: () => setTimeout(renderRates, 0), // show a new topic at once
-  onNumeric: invalidateChart,
-  onClear: invalidateChart,
+  onMessage(m, seen) {
+    historyChanged(m.topic);
+    if (!seen) return;
+    if (seen.added && !treeQueued) { // show a new topic at once (once per burst)
+      treeQueued = true;
+      setTimeout(() => { treeQueued = false; renderTree(); }, 0);
+    }
+    if (seen.numeric) invalidateChart();
+  },
+  onOpen(m) {
+    selectTopic(m.topic);
+    showHistory(m.topic);
+    showMessage(m);
+  },
+  onClear() {
+    clearTopics();
+    clearTree();
+    clearDetail();
+    clearChart();
+  },
 });
+setupTree({ onSelect: showHistory });
+setupDetail();
 
 function onFrame(f, op) {
   switch (f.type) {
     case Frame.MESSAGE: return addMessage(f);
-    case Frame.STATUS: return showMqttStatus(f, transport.open);
+    case Frame.STATUS:
+      setProtocol(f.protocol);
+      return showMqttStatus(f, transport.open);
     case Frame.ACK:
       if (!subscriptionAck(f) && f.op === Op.PUBLISH && op) published(op);
       return;
@@ -78,6 +103,6 @@ async function start() {
 setupToken((t) => { token = t; start(); });
 setupPublish(send);
 setupSubscriptions(send);
-setInterval(() => { renderRates(); invalidateChart(); }, 1000);
+setInterval(() => { renderTree(); invalidateChart(); }, 1000);
 startChart();
 start();

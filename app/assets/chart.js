@@ -1,81 +1,159 @@
-// Widget: the chart of numeric payloads (up to the last 60 s), redrawn on animation frames when
-// something changed.
+// Widget: the chart of numeric payloads (uPlot, vendored in vendor/): one series per numeric field
+// (`sensors/hall/hum rh`) or bare-number topic, over the last 60 s. The legend's buttons choose
+// which series are drawn (the first 8 are, at first). Redrawn on animation frames when something
+// changed.
 
+import uPlot from "./vendor/uPlot.esm.js";
 import { $ } from "./dom.js";
-import { topics } from "./topics.js";
+import { series } from "./topics.js";
 
-const CHART_WINDOW_MS = 60000; // chart shows the last 60 s
+const CHART_WINDOW_MS = 60000;
+const MAX_SHOWN = 8;
+const COLORS = ["#2563eb", "#16a34a", "#dc2626", "#d97706", "#7c3aed", "#0891b2", "#db2777", "#4b5563"];
+const HEIGHT = 220;
+
+const shown = new Map(); // series name -> colour, in the order chosen
+const hidden = new Set(); // names the user turned off
+let plot = null;
+let plotKeys = "";
 let dirty = true;
 
-// Marks the chart for a redraw on the next animation frame.
 export function invalidateChart() {
+  dirty = true;
+}
+
+export function clearChart() {
+  shown.clear();
+  hidden.clear();
   dirty = true;
 }
 
 export function startChart() {
   const frame = () => {
-    if (dirty) { dirty = false; drawChart(); }
+    if (dirty) { dirty = false; draw(); }
     requestAnimationFrame(frame);
   };
   requestAnimationFrame(frame);
+  new ResizeObserver(() => {
+    if (plot) plot.setSize({ width: width(), height: HEIGHT });
+  }).observe($("chart"));
 }
 
-function drawChart() {
-  const canvas = $("chart");
-  const dpr = window.devicePixelRatio || 1;
-  const w = canvas.clientWidth, h = canvas.clientHeight;
-  if (canvas.width !== Math.round(w * dpr)) { canvas.width = Math.round(w * dpr); canvas.height = Math.round(h * dpr); }
-  const ctx = canvas.getContext("2d");
-  ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
-  ctx.clearRect(0, 0, w, h);
-  const now = Date.now();
-  const series = [...topics.entries()].filter(([, t]) => t.color && t.series.length);
-  // The time axis spans the data seen so far: from 10 s up to CHART_WINDOW_MS.
-  let min = Infinity, max = -Infinity, oldest = now;
-  for (const [, t] of series) for (const p of t.series) {
-    if (p.t < now - CHART_WINDOW_MS) continue;
-    min = Math.min(min, p.v); max = Math.max(max, p.v); oldest = Math.min(oldest, p.t);
+function width() {
+  return Math.max(200, $("chart").clientWidth);
+}
+
+function colorFor() {
+  const used = new Set(shown.values());
+  return COLORS.find((c) => !used.has(c)) || COLORS[shown.size % COLORS.length];
+}
+
+function draw() {
+  // New series are shown while there is room.
+  for (const name of series.keys()) {
+    if (!shown.has(name) && !hidden.has(name) && shown.size < MAX_SHOWN) shown.set(name, colorFor());
   }
-  const span = Math.min(CHART_WINDOW_MS, Math.max(10000, (now - oldest) * 1.1));
-  const left = 48, right = 8, top = 8, bottom = 20;
-  ctx.font = "11px system-ui, sans-serif";
-  ctx.fillStyle = "#6b7686";
-  ctx.strokeStyle = "#e2e6ec";
-  ctx.lineWidth = 1;
-  if (!Number.isFinite(min)) {
-    ctx.fillText("Numbers published to subscribed topics are drawn here.", left, h / 2);
+  for (const name of shown.keys()) if (!series.has(name)) shown.delete(name);
+  renderLegend();
+  const names = [...shown.keys()];
+  const empty = $("chart-empty");
+  empty.hidden = names.length > 0;
+  if (!names.length) {
+    if (plot) { plot.destroy(); plot = null; plotKeys = ""; }
     return;
   }
-  if (min === max) { min -= 1; max += 1; }
-  const pad = (max - min) * 0.1; min -= pad; max += pad;
-  const x = (t) => left + (w - left - right) * (1 - (now - t) / span);
-  const y = (v) => top + (h - top - bottom) * (1 - (v - min) / (max - min));
-  for (let i = 0; i <= 4; i++) {
-    const v = min + (max - min) * i / 4;
-    ctx.beginPath(); ctx.moveTo(left, y(v)); ctx.lineTo(w - right, y(v)); ctx.stroke();
-    ctx.fillText(Number(v.toPrecision(4)).toString(), 4, y(v) + 4);
+  const data = aligned(names);
+  const keys = names.join("\n");
+  if (!plot || keys !== plotKeys) {
+    if (plot) plot.destroy();
+    plot = new uPlot(options(names), data, $("chart"));
+    plotKeys = keys;
+  } else {
+    plot.setData(data);
   }
-  const stepS = span > 30000 ? 15 : span > 15000 ? 5 : 2;
-  for (let s = 0; s * 1000 <= span; s += stepS) ctx.fillText(s === 0 ? "now" : "-" + s + "s", Math.max(left, x(now - s * 1000) - 12), h - 5);
-  ctx.lineWidth = 2;
-  for (const [, t] of series) {
-    ctx.strokeStyle = t.color;
-    ctx.fillStyle = t.color;
-    ctx.beginPath();
-    let started = false;
-    for (const p of t.series) {
-      if (p.t < now - span) continue;
-      if (!started) { ctx.moveTo(x(p.t), y(p.v)); started = true; } else ctx.lineTo(x(p.t), y(p.v));
-    }
-    ctx.stroke();
-    const lastP = t.series[t.series.length - 1];
-    if (lastP.t >= now - span) { ctx.beginPath(); ctx.arc(x(lastP.t), y(lastP.v), 3, 0, 7); ctx.fill(); }
-  }
+}
+
+// uPlot's data: one x array (seconds) and one array per series, null where a series has no point.
+function aligned(names) {
+  const since = Date.now() - CHART_WINDOW_MS;
+  const xs = new Set();
+  for (const n of names) for (const [t] of series.get(n).points) if (t >= since) xs.add(t);
+  const x = [...xs].sort((a, b) => a - b);
+  const index = new Map(x.map((t, i) => [t, i]));
+  const ys = names.map((n) => {
+    const y = new Array(x.length).fill(null);
+    for (const [t, v] of series.get(n).points) if (t >= since) y[index.get(t)] = v;
+    return y;
+  });
+  return [x.map((t) => t / 1000), ...ys];
+}
+
+function timeRange(u) {
+  const now = Date.now() / 1000;
+  const oldest = u.data[0].length ? u.data[0][0] : now;
+  const span = Math.min(CHART_WINDOW_MS / 1000, Math.max(10, (now - oldest) * 1.1));
+  return [now - span, now];
+}
+
+function options(names) {
+  return {
+    width: width(),
+    height: HEIGHT,
+    legend: { show: false },
+    cursor: { drag: { x: false, y: false } },
+    // The time axis ends now and spans the data seen: from 10 s up to CHART_WINDOW_MS.
+    scales: { x: { time: true, range: timeRange } },
+    axes: [
+      // Seconds before now: "now", "-10s", …
+      { stroke: "#6b7686", grid: { stroke: "#e2e6ec" }, space: 50, incrs: [1, 2, 5, 10, 15, 30],
+        values: (u, splits) => splits.map((v) => {
+          const ago = Math.round(Date.now() / 1000 - v);
+          return ago <= 0 ? "now" : "-" + ago + "s";
+        }) },
+      { stroke: "#6b7686", grid: { stroke: "#e2e6ec" }, size: 56 },
+    ],
+    series: [
+      {},
+      ...names.map((n) => ({
+        label: n, stroke: shown.get(n), width: 2, spanGaps: true,
+        points: { show: true, size: 5, fill: shown.get(n) },
+      })),
+    ],
+  };
+}
+
+// The legend: one toggle button per series, with its last value.
+function renderLegend() {
   const legend = $("legend");
-  legend.replaceChildren(...series.map(([topic, t]) => {
-    const s = document.createElement("span");
-    s.style.setProperty("--c", t.color);
-    s.textContent = topic + " = " + t.series[t.series.length - 1].v;
-    return s;
-  }));
+  const buttons = new Map([...legend.children].map((b) => [b.dataset.series, b]));
+  for (const [name, s] of series) {
+    let b = buttons.get(name);
+    if (!b) {
+      b = document.createElement("button");
+      b.type = "button";
+      b.className = "series";
+      b.dataset.series = name;
+      b.onclick = () => toggle(name);
+      legend.append(b);
+    }
+    buttons.delete(name);
+    const on = shown.has(name);
+    b.setAttribute("aria-pressed", on ? "true" : "false");
+    b.style.setProperty("--c", on ? shown.get(name) : "transparent");
+    const last = s.points[s.points.length - 1];
+    b.textContent = name + " = " + (last ? last[1] : "");
+    b.title = on ? "Hide this series" : "Show this series";
+  }
+  for (const b of buttons.values()) b.remove();
+}
+
+function toggle(name) {
+  if (shown.has(name)) {
+    shown.delete(name);
+    hidden.add(name);
+  } else if (shown.size < MAX_SHOWN) {
+    hidden.delete(name);
+    shown.set(name, colorFor());
+  }
+  dirty = true;
 }

@@ -18,6 +18,9 @@ export const Op = Object.freeze({
   UNSUBSCRIBE_ALL: "unsubscribe_all",
 });
 
+// The protocol a `status` frame names: the app's client speaks MQTT 3.1.1 or 5.
+export const Protocol = Object.freeze({ V311: "3.1.1", V5: "5" });
+
 // The MQTT connection states a `status` frame reports.
 export const MqttStatus = Object.freeze({
   CONNECTING: "connecting",
@@ -28,7 +31,11 @@ export const MqttStatus = Object.freeze({
 
 // Requests, as the app reads them.
 export const ops = Object.freeze({
-  publish: (topic, payload, qos, retain) => ({ op: Op.PUBLISH, topic, payload, qos, retain }),
+  // userProperties: [[key, value], …] (MQTT 5; omitted when empty).
+  publish: (topic, payload, qos, retain, userProperties = []) => ({
+    op: Op.PUBLISH, topic, payload, qos, retain,
+    ...(userProperties.length ? { user_properties: userProperties } : {}),
+  }),
   subscribe: (filter, qos) => ({ op: Op.SUBSCRIBE, filter, qos }),
   unsubscribe: (filter) => ({ op: Op.UNSUBSCRIBE, filter }),
   unsubscribeAll: () => ({ op: Op.UNSUBSCRIBE_ALL }),

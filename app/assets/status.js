@@ -1,7 +1,10 @@
-// Widget: the connection indicator in the header (the app's WebSocket, then the app's MQTT link).
+// Widget: the connection indicator in the header: the app's WebSocket, then the app's MQTT link,
+// which broker it is on and which protocol it speaks.
 
 import { $ } from "./dom.js";
 import { MqttStatus } from "./protocol.js";
+
+let broker = "";
 
 export function setStatus(s, text) {
   const el = $("status");
@@ -18,10 +21,13 @@ export function showMqttStatus(frame, wsOpen) {
     [MqttStatus.RECONNECTING]: "MQTT reconnecting…" + (frame.last_error ? " (" + frame.last_error + ")" : ""),
     [MqttStatus.STOPPED]: "MQTT stopped",
   }[frame.status] || frame.status;
-  setStatus(frame.status, text);
+  const where = [broker, frame.protocol ? "MQTT " + frame.protocol : ""].filter(Boolean).join(", ");
+  setStatus(frame.status, text + (where ? " — " + where : ""));
+  $("status").title = "client id " + frame.client_id;
 }
 
 export function showBroker(info) {
+  broker = info.broker || "";
   const embedded = (info.embedded_broker || []).map((l) => l.protocol + " " + l.url).join(" · ");
-  $("broker").textContent = "broker " + info.broker + (embedded ? " — embedded: " + embedded : "");
+  $("broker").textContent = embedded ? "embedded broker: " + embedded : "external broker";
 }

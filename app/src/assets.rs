@@ -1,7 +1,8 @@
 //! The live page and its assets (`app/assets/`): embedded in the binary (no CDN: the machine may be
 //! offline), or, with `--assets-dir <DIR>` (development), read from that directory on every request
 //! so an edited script shows on the next reload without a rebuild. A file missing from the
-//! directory is served from the embedded copy.
+//! directory is served from the embedded copy. Third-party files sit in `assets/vendor/` with
+//! their licence (`vendor/LICENSE`, uPlot's, MIT), served at `/assets/vendor/{name}`.
 
 use std::io::ErrorKind;
 use std::path::PathBuf;
@@ -14,6 +15,8 @@ use axum_mqtt::web::ApiError;
 
 /// Every file of `app/assets/` the page loads (`openapi.json` is served by `openapi`); a test
 /// checks that none is missing and that every module import is here.
+// The widgets, one module each: topics.js (the model), tree.js, chart.js (uPlot), messages.js,
+// detail.js.
 const EMBEDDED: &[(&str, &str)] = &[
     ("index.html", include_str!("../assets/index.html")),
     ("style.css", include_str!("../assets/style.css")),
@@ -31,9 +34,26 @@ const EMBEDDED: &[(&str, &str)] = &[
     ),
     ("topics.js", include_str!("../assets/topics.js")),
     ("messages.js", include_str!("../assets/messages.js")),
-    ("rates.js", include_str!("../assets/rates.js")),
+    ("json.js", include_str!("../assets/json.js")),
+    ("tree.js", include_str!("../assets/tree.js")),
+    ("detail.js", include_str!("../assets/detail.js")),
     ("chart.js", include_str!("../assets/chart.js")),
+    (
+        "vendor/uPlot.esm.js",
+        include_str!("../assets/vendor/uPlot.esm.js"),
+    ),
+    (
+        "vendor/uPlot.min.css",
+        include_str!("../assets/vendor/uPlot.min.css"),
+    ),
 ];
+
+/// Files of `app/assets/` that are not served (the licence of the vendored code).
+#[cfg(test)]
+const NOT_SERVED: &[&str] = &["openapi.json", "vendor/LICENSE"];
+
+/// The directory of third-party files, under `/assets/`.
+const VENDOR: &str = "vendor";
 
 /// The page, served at `/` only.
 const INDEX: &str = "index.html";
@@ -104,7 +124,8 @@ fn not_found(uri: &Uri) -> Response {
 }
 
 async fn serve(assets: &Assets, name: &str, uri: &Uri) -> Response {
-    let found = match content_type(name) {
+    let file_name = name.strip_prefix("vendor/").unwrap_or(name);
+    let found = match content_type(file_name) {
         Some(ct) => assets.load(name).await.map(|body| (ct, body)),
         None => None,
     };
@@ -142,6 +163,19 @@ pub async fn file(State(assets): State<Assets>, Path(name): Path<String>, uri: U
     serve(&assets, &name, &uri).await
 }
 
+/// `GET /assets/vendor/{name}`: the vendored third-party files (uPlot).
+pub async fn vendor_file(
+    State(assets): State<Assets>,
+    Path(name): Path<String>,
+    uri: Uri,
+) -> Response {
+    // `name` is one safe segment (checked by `content_type` before the prefix is added).
+    if content_type(&name).is_none() {
+        return not_found(&uri);
+    }
+    serve(&assets, &format!("{VENDOR}/{name}"), &uri).await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,19 +184,37 @@ mod tests {
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets")
     }
 
+    /// The files of `assets/` and `assets/vendor/`, as `name` and `vendor/name`.
+    fn files_on_disk() -> Vec<String> {
+        let mut names = Vec::new();
+        for (sub, prefix) in [(dir(), ""), (dir().join(VENDOR), "vendor/")] {
+            for e in std::fs::read_dir(sub).unwrap() {
+                let e = e.unwrap();
+                if e.file_type().unwrap().is_file() {
+                    names.push(format!("{prefix}{}", e.file_name().into_string().unwrap()));
+                }
+            }
+        }
+        names
+    }
+
     #[test]
     fn every_file_of_the_page_is_embedded_as_it_is_on_disk() {
-        let mut on_disk: Vec<String> = std::fs::read_dir(dir())
-            .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .filter(|n| n != "openapi.json")
+        let mut on_disk: Vec<String> = files_on_disk()
+            .into_iter()
+            .filter(|n| !NOT_SERVED.contains(&n.as_str()))
             .collect();
         on_disk.sort();
         let mut embedded: Vec<String> = EMBEDDED.iter().map(|(n, _)| n.to_string()).collect();
         embedded.sort();
         assert_eq!(on_disk, embedded, "add new files of app/assets to EMBEDDED");
+        assert!(
+            files_on_disk().contains(&"vendor/LICENSE".to_string()),
+            "the vendored code keeps its licence beside it"
+        );
         for (name, body) in EMBEDDED {
-            assert!(content_type(name).is_some(), "{name}");
+            let file_name = name.strip_prefix("vendor/").unwrap_or(name);
+            assert!(content_type(file_name).is_some(), "{name}");
             assert_eq!(std::fs::read_to_string(dir().join(name)).unwrap(), *body);
         }
     }

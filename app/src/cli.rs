@@ -299,7 +299,8 @@ impl Cli {
                  MQTT 3.1.1 and 5 on one port, --broker-listen (default 127.0.0.1:1883)",
             ));
         }
-        let mqtt = MqttConfig::from_env().map_err(|e| bad(format!("invalid MQTT setting {e}")))?;
+        let mut mqtt =
+            MqttConfig::from_env().map_err(|e| bad(format!("invalid MQTT setting {e}")))?;
         let url_set = std::env::var_os("MQTT_BROKER_URL").is_some_and(|v| !v.is_empty());
         let max_payload = self.max_payload as usize;
         let broker = if self.no_broker || url_set {
@@ -341,6 +342,11 @@ impl Cli {
             }
             if std::env::var_os("MQTT_BROKER_PORT").is_some() {
                 tracing::warn!("MQTT_BROKER_PORT is ignored without MQTT_BROKER_URL: the client connects to the embedded broker");
+            }
+            // The embedded broker speaks MQTT 5, so the app's client does too (the page shows
+            // message properties) unless MQTT_PROTOCOL says otherwise.
+            if std::env::var_os("MQTT_PROTOCOL").is_none_or(|v| v.is_empty()) {
+                mqtt.protocol = axum_mqtt::Protocol::V5;
             }
             Some(b)
         };

@@ -43,6 +43,7 @@ pub fn router(state: AppState, hosts: Arc<AllowedHosts>, request_timeout: Durati
     Router::new()
         .route("/", get(assets::index))
         .route("/assets/{name}", get(assets::file))
+        .route("/assets/vendor/{name}", get(assets::vendor_file))
         .route("/healthz", get(web::health))
         .route("/openapi.json", get(openapi::document))
         .route_layer(timeout)

@@ -406,3 +406,62 @@ async fn sigterm_closes_websockets_and_streams_and_exits_cleanly() {
     let out = app.stdout();
     assert!(out.iter().any(|l| l == "Stopped."), "{out:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_the_embedded_broker_the_client_speaks_mqtt5_and_frames_carry_properties() {
+    let app = App::start(&[], &[]).await;
+    let mut ws = ws_connect(&app, "").await;
+    let (raw, _) = tokio_tungstenite::connect_async(app.ws_url(""))
+        .await
+        .unwrap();
+    let mut fresh = Ws::new(raw);
+    assert_eq!(next_frame(&mut fresh).await["protocol"], "5");
+
+    let base = unique("props");
+    let f = op(
+        &mut ws,
+        json!({"op": "subscribe", "filter": format!("{base}/#"), "qos": 1}),
+    )
+    .await;
+    assert_eq!(f["type"], "ack", "{f}");
+    let f = op(
+        &mut ws,
+        json!({"op": "publish", "topic": format!("{base}/a"), "payload": "x", "qos": 1,
+               "user_properties": [["source", "page"], ["k", "v"]]}),
+    )
+    .await;
+    assert_eq!(f["type"], "ack", "{f}");
+    let m = next_of(&mut ws, "message").await;
+    assert_eq!(m["qos"], 1, "{m}");
+    assert_eq!(
+        m["properties"]["user_properties"],
+        json!([["source", "page"], ["k", "v"]]),
+        "{m}"
+    );
+
+    // Published without properties, it has no user properties (the embedded broker adds its
+    // default message expiry, and the frame says so: properties are shown as delivered).
+    op(
+        &mut ws,
+        json!({"op": "publish", "topic": format!("{base}/b"), "payload": "y"}),
+    )
+    .await;
+    let m = next_of(&mut ws, "message").await;
+    assert!(m["properties"].get("user_properties").is_none(), "{m}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_properties_on_mqtt_3_1_1_are_refused_with_needs_mqtt5() {
+    let app = App::start(&[], &[("MQTT_PROTOCOL", "3.1.1")]).await;
+    let mut ws = ws_connect(&app, "").await;
+    let f = op(
+        &mut ws,
+        json!({"op": "publish", "topic": "a/b", "payload": "x", "user_properties": {"k": "v"}}),
+    )
+    .await;
+    assert_eq!(
+        (f["type"].as_str(), f["kind"].as_str(), f["status"].as_u64()),
+        (Some("error"), Some("needs_mqtt5"), Some(422)),
+        "{f}"
+    );
+}

@@ -3,7 +3,7 @@
 
 use axum::http::StatusCode;
 use axum_mqtt::web::{ApiError, MessageJson};
-use axum_mqtt::{ConnectionState, QoS, Status};
+use axum_mqtt::{ConnectionState, Protocol, QoS, Status};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -70,9 +70,11 @@ pub enum Ack {
 #[derive(Debug, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Frame<'a> {
-    /// The MQTT connection's state: the first frame, then one on every change.
+    /// The MQTT connection's state and the protocol the app's client speaks: the first frame, then
+    /// one on every change.
     Status {
         status: Status,
+        protocol: Protocol,
         last_error: Option<String>,
         connects: u64,
         attempts: u32,
@@ -108,9 +110,10 @@ pub enum Frame<'a> {
 
 impl Frame<'_> {
     /// A `status` frame.
-    pub fn status(s: &ConnectionState) -> Frame<'static> {
+    pub fn status(s: &ConnectionState, protocol: Protocol) -> Frame<'static> {
         Frame::Status {
             status: s.status,
+            protocol,
             last_error: s.last_error.clone(),
             connects: s.connects,
             attempts: s.attempts,
@@ -234,6 +237,34 @@ mod tests {
             json_of(&Frame::Dropped { count: 2, total: 9 }),
             json!({"type": "dropped", "count": 2, "total": 9})
         );
+    }
+
+    #[test]
+    fn messages_carry_qos_as_delivered_and_mqtt5_properties() {
+        let m = Message::new("a/b", "x")
+            .with_qos(QoS::AtLeastOnce)
+            .with_properties(axum_mqtt::Properties {
+                content_type: Some("text/plain".into()),
+                response_topic: Some("r".into()),
+                correlation_data: Some("c1".into()),
+                user_properties: vec![("k".into(), "v".into()), ("k".into(), "w".into())],
+                message_expiry_interval: Some(60),
+                payload_format_indicator: Some(1),
+            });
+        // Names the field: linking an axum-mqtt without it fails to compile, not this assert.
+        assert!(MessageJson::from(&m).properties.is_some());
+        let f = Frame::Message {
+            filter: "a/#",
+            time_ms: 5,
+            message: MessageJson::from(&m),
+        };
+        assert_eq!(
+            json_of(&f)["properties"],
+            json!({"content_type": "text/plain", "response_topic": "r", "correlation_data": "c1",
+                   "user_properties": [["k", "v"], ["k", "w"]], "message_expiry_interval": 60,
+                   "payload_format_indicator": 1})
+        );
+        assert_eq!(json_of(&f)["qos"], 1);
     }
 
     #[test]

@@ -39,7 +39,7 @@ fn close(code: u16, reason: &'static str) -> WsMessage {
 
 /// Writes until the reader is done, the app stops, or the socket fails.
 pub async fn write(mut sink: SplitSink<WebSocket, WsMessage>, mut input: Inputs, st: AppState) {
-    let first = Frame::status(&input.state.borrow_and_update()).text();
+    let first = Frame::status(&input.state.borrow_and_update(), st.mqtt.protocol()).text();
     if sink.send(WsMessage::Text(first.into())).await.is_err() {
         return;
     }
@@ -90,7 +90,7 @@ pub async fn write(mut sink: SplitSink<WebSocket, WsMessage>, mut input: Inputs,
                 }
             },
             changed = input.state.changed(), if watching => match changed {
-                Ok(()) => Frame::status(&input.state.borrow_and_update()).text(),
+                Ok(()) => Frame::status(&input.state.borrow_and_update(), st.mqtt.protocol()).text(),
                 Err(_) => { watching = false; continue }
             },
             m = input.messages.recv(), if queue_open => match m {

@@ -35,7 +35,7 @@ mod sse;
 pub use error::ApiError;
 pub use publish::{publish, PublishEndpoint};
 pub use request::PublishRequest;
-pub use sse::{sse, MessageJson};
+pub use sse::{sse, MessageJson, PropertiesJson};
 
 use axum::extract::State;
 use axum::http::StatusCode;

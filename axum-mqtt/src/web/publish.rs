@@ -197,16 +197,25 @@ impl PublishEndpoint {
         req: PublishRequest,
     ) -> Result<Published, ApiError> {
         self.check(&req)?;
-        Ok(mqtt
+        let mut publish = mqtt
             .publish(req.topic, req.payload)
             .qos(req.qos)
             .retain(req.retain)
-            .timeout(self.timeout)
-            .await?)
+            .timeout(self.timeout);
+        if !req.user_properties.is_empty() {
+            // On MQTT 3.1.1 this fails as 422 `needs_mqtt5`.
+            publish = publish.properties(crate::Properties {
+                user_properties: req.user_properties,
+                ..Default::default()
+            });
+        }
+        Ok(publish.await?)
     }
 
-    /// The endpoint's rules for a request: the payload size (413 `payload_too_large`), a valid
-    /// topic without wildcards (422 `invalid_topic`), the allow-list (403 `topic_not_allowed`).
+    /// The endpoint's rules for a request: the payload size, user properties included (413
+    /// `payload_too_large`), a valid topic without wildcards (422 `invalid_topic`), user
+    /// properties MQTT can carry (422 `invalid_user_property`: no NUL, at most 65535 bytes each),
+    /// the allow-list (403 `topic_not_allowed`).
     ///
     /// ```
     /// use axum_mqtt::web::{PublishEndpoint, PublishRequest};
@@ -217,18 +226,41 @@ impl PublishEndpoint {
     /// # Ok::<(), axum_mqtt::Error>(())
     /// ```
     pub fn check(&self, req: &PublishRequest) -> Result<(), ApiError> {
-        if req.payload.len() > self.max_payload {
+        let props: usize = req
+            .user_properties
+            .iter()
+            .map(|(k, v)| k.len() + v.len())
+            .sum();
+        if req.payload.len() + props > self.max_payload {
+            let what = if props > 0 {
+                "payload and user properties"
+            } else {
+                "payload"
+            };
             return Err(ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload_too_large",
                 format!(
-                    "payload of {} bytes exceeds {} bytes",
-                    req.payload.len(),
+                    "{what} of {} bytes exceeds {} bytes",
+                    req.payload.len() + props,
                     self.max_payload
                 ),
             ));
         }
         crate::topic::validate_topic(&req.topic)?;
+        for s in req.user_properties.iter().flat_map(|(k, v)| [k, v]) {
+            let why = if s.contains('\0') {
+                "must not contain NUL"
+            } else if s.len() > 65535 {
+                "must be at most 65535 bytes"
+            } else {
+                continue;
+            };
+            return Err(ApiError::unprocessable(
+                "invalid_user_property",
+                format!("a user property key or value {why}"),
+            ));
+        }
         if !self.allows(&req.topic) {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
@@ -271,5 +303,14 @@ mod tests {
         assert_eq!(k(PublishRequest::new("b/+", "ok")), Err("invalid_topic"));
         assert_eq!(k(PublishRequest::new("b", "ok")), Err("topic_not_allowed"));
         assert_eq!(k(PublishRequest::new("a/b", "ok")), Ok(()));
+        // User properties count toward the size limit, and must be MQTT strings.
+        let props = |key, v| PublishRequest::new("a/b", "").with_user_property(key, v);
+        assert_eq!(k(props("k", "v")), Ok(()));
+        assert_eq!(k(props("k", "long")), Err("payload_too_large"));
+        assert_eq!(k(props("\0", "")), Err("invalid_user_property"));
+        assert_eq!(k(props("", "\0")), Err("invalid_user_property"));
+        let big = PublishEndpoint::new().max_payload(1 << 20);
+        let long = PublishRequest::new("a", "").with_user_property("k", "x".repeat(65536));
+        assert_eq!(big.check(&long).unwrap_err().kind, "invalid_user_property");
     }
 }

@@ -4,7 +4,8 @@
 //! other transport (the app's WebSocket): the body's syntax (400 `invalid_json`/`invalid_utf8`),
 //! its shape (422 `invalid_body`, `invalid_payload` for the payload fields), `qos` (422
 //! `invalid_qos`), the base64 payload (422 `invalid_payload`), then the endpoint's rules: the
-//! payload size (413), the topic (422 `invalid_topic`) and the allow-list (403).
+//! payload size, user properties included (413), the topic (422 `invalid_topic`), the user
+//! properties' strings (422 `invalid_user_property`) and the allow-list (403).
 
 use std::fmt;
 
@@ -23,7 +24,8 @@ use crate::QoS;
 /// JSON object already parsed, e.g. a WebSocket frame, with [`PublishRequest::from_object`]):
 /// `{"topic": "a/b", "msg": "hello"}`, with exactly one of `msg` / `payload` (text; other JSON
 /// values are sent as their JSON text) or `payload_base64` (binary), and optional `qos` (0, 1 or 2;
-/// default 0) and `retain` (default false). Errors carry the status and `kind` the HTTP endpoint
+/// default 0), `retain` (default false) and `user_properties` (MQTT 5: `[["key", "value"], …]` in
+/// order, or `{"key": "value", …}`). Errors carry the status and `kind` the HTTP endpoint
 /// answers with. It also implements [`Deserialize`] with the same rules, for `axum::Json`.
 ///
 /// Whether the topic is valid and allowed is the endpoint's decision
@@ -49,6 +51,8 @@ pub struct PublishRequest {
     pub qos: QoS,
     /// Retain flag (default false).
     pub retain: bool,
+    /// MQTT 5 user properties, in order (default none; publishing them needs MQTT 5).
+    pub user_properties: Vec<(String, String)>,
 }
 
 impl PublishRequest {
@@ -65,6 +69,7 @@ impl PublishRequest {
             payload: payload.into(),
             qos: QoS::AtMostOnce,
             retain: false,
+            user_properties: Vec::new(),
         }
     }
 
@@ -87,6 +92,18 @@ impl PublishRequest {
     /// ```
     pub fn with_retain(mut self, retain: bool) -> Self {
         self.retain = retain;
+        self
+    }
+
+    /// Adds an MQTT 5 user property (after those already there).
+    ///
+    /// ```
+    /// # use axum_mqtt::web::PublishRequest;
+    /// let req = PublishRequest::new("a", "").with_user_property("source", "web");
+    /// assert_eq!(req.user_properties, [("source".to_string(), "web".to_string())]);
+    /// ```
+    pub fn with_user_property(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.user_properties.push((key.into(), value.into()));
         self
     }
 
@@ -163,6 +180,7 @@ struct Fields {
     payload_base64: Option<Value>,
     qos: Option<Value>,
     retain: Option<Value>,
+    user_properties: Option<Value>,
 }
 
 #[derive(Clone, Copy)]
@@ -173,6 +191,7 @@ enum Key {
     PayloadBase64,
     Qos,
     Retain,
+    UserProperties,
     Other,
 }
 
@@ -185,6 +204,7 @@ impl Key {
             "payload_base64" => Key::PayloadBase64,
             "qos" => Key::Qos,
             "retain" => Key::Retain,
+            "user_properties" => Key::UserProperties,
             _ => Key::Other,
         }
     }
@@ -253,6 +273,7 @@ impl Fields {
             Key::PayloadBase64 => Some(&mut self.payload_base64),
             Key::Qos => Some(&mut self.qos),
             Key::Retain => Some(&mut self.retain),
+            Key::UserProperties => Some(&mut self.user_properties),
             Key::Other => None,
         }
     }
@@ -305,6 +326,10 @@ impl Fields {
                 ))
             }
         };
+        let user_properties = match self.user_properties {
+            None | Some(Value::Null) => Vec::new(),
+            Some(v) => user_properties(v)?,
+        };
         let qos = match self.qos {
             None | Some(Value::Null) => QoS::AtMostOnce,
             Some(v) => v
@@ -332,7 +357,33 @@ impl Fields {
             payload,
             qos,
             retain,
+            user_properties,
         })
+    }
+}
+
+/// `user_properties` as given: `[["key", "value"], …]` or `{"key": "value", …}` (422 `invalid_body`
+/// otherwise).
+fn user_properties(v: Value) -> Result<Vec<(String, String)>, ApiError> {
+    let bad = || {
+        ApiError::unprocessable(
+            "invalid_body",
+            "user_properties must be [[\"key\", \"value\"], …] or {\"key\": \"value\", …} with string keys and values",
+        )
+    };
+    match v {
+        Value::Object(o) => o
+            .into_iter()
+            .map(|(k, v)| match v {
+                Value::String(v) => Ok((k, v)),
+                _ => Err(bad()),
+            })
+            .collect(),
+        Value::Array(pairs) => pairs
+            .into_iter()
+            .map(|pair| <(String, String)>::deserialize(pair).map_err(|_| bad()))
+            .collect(),
+        _ => Err(bad()),
     }
 }
 
@@ -432,5 +483,36 @@ mod tests {
         let r: PublishRequest = serde_json::from_str(r#"{"topic": "a", "msg": "x"}"#).unwrap();
         assert_eq!(r.payload, Bytes::from("x"));
         assert!(serde_json::from_str::<PublishRequest>(r#"{"topic": "a"}"#).is_err());
+    }
+
+    #[test]
+    fn user_properties_as_pairs_or_an_object() {
+        let r = PublishRequest::from_json(
+            br#"{"topic": "a", "msg": "x", "user_properties": [["k", "v"], ["k", "w"]]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            r,
+            PublishRequest::new("a", "x")
+                .with_user_property("k", "v")
+                .with_user_property("k", "w")
+        );
+        let r = PublishRequest::from_json(
+            br#"{"topic": "a", "msg": "x", "user_properties": {"source": "web"}}"#,
+        )
+        .unwrap();
+        assert_eq!(r.user_properties, [("source".into(), "web".into())]);
+        let r =
+            PublishRequest::from_json(br#"{"topic": "a", "msg": "x", "user_properties": null}"#)
+                .unwrap();
+        assert!(r.user_properties.is_empty());
+        for bad in [
+            r#"{"topic": "a", "msg": "x", "user_properties": "k=v"}"#,
+            r#"{"topic": "a", "msg": "x", "user_properties": [["k"]]}"#,
+            r#"{"topic": "a", "msg": "x", "user_properties": [["k", 1]]}"#,
+            r#"{"topic": "a", "msg": "x", "user_properties": {"k": 1}}"#,
+        ] {
+            assert_eq!(kind(bad), (422, "invalid_body"), "{bad}");
+        }
     }
 }
