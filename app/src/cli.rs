@@ -10,6 +10,9 @@ use axum_mqtt::{MqttConfig, Transport};
 use clap::error::ErrorKind;
 use clap::{CommandFactory, Parser};
 
+use crate::addr::connect_host;
+#[cfg(test)]
+use crate::addr::url_authority;
 use crate::host::HostRule;
 
 const AFTER_HELP: &str = "\
@@ -405,25 +408,6 @@ impl Settings {
         };
         self.mqtt.broker_url = connect_host(target);
         self.mqtt.broker_port = target.port();
-    }
-}
-
-/// The host a local client uses to reach a listen address (`0.0.0.0` means "this machine").
-pub fn connect_host(addr: SocketAddr) -> String {
-    match addr.ip() {
-        ip if ip.is_unspecified() && ip.is_ipv4() => "127.0.0.1".into(),
-        ip if ip.is_unspecified() => "::1".into(),
-        ip => ip.to_string(),
-    }
-}
-
-/// `host:port` for URLs (IPv6 in brackets, unspecified addresses as loopback).
-pub fn url_authority(addr: SocketAddr) -> String {
-    let host = connect_host(addr);
-    if host.contains(':') {
-        format!("[{host}]:{}", addr.port())
-    } else {
-        format!("{host}:{}", addr.port())
     }
 }
 

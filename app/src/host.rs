@@ -179,7 +179,7 @@ impl AllowedHosts {
         if ip.is_unspecified() {
             out.push(format!("any IP address with port {port}"));
         } else if !ip.is_loopback() {
-            out.push(crate::cli::url_authority(self.listen));
+            out.push(crate::addr::url_authority(self.listen));
         }
         for (name, p) in &self.names {
             out.push(match p {

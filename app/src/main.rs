@@ -2,6 +2,7 @@
 //!
 //! `cargo run --release` and open the printed URL. `--help` lists every option.
 
+mod addr;
 mod allow;
 mod api;
 mod assets;
@@ -29,9 +30,10 @@ use axum_mqtt_broker::{BrokerError, EmbeddedBroker};
 use clap::Parser;
 use tokio::sync::watch;
 
+use crate::addr::url_authority;
 use crate::allow::AllowList;
 use crate::assets::Assets;
-use crate::cli::{url_authority, Cli, Settings};
+use crate::cli::{Cli, Settings};
 use crate::host::AllowedHosts;
 use crate::messages::MessageLog;
 use crate::metrics::{Client, Metrics};
