@@ -30,7 +30,7 @@ pub struct Stats {
     pub handler_errors: u64,
     /// Handler calls that panicked (the client keeps running).
     pub handler_panics: u64,
-    /// Messages a slow [`MessageStream`] reader missed.
+    /// Messages a slow [`MessageStream`](crate::MessageStream) reader missed.
     pub stream_dropped: u64,
     /// Publishes acknowledged by the broker.
     pub published: u64,
