@@ -85,7 +85,14 @@ pub async fn write(mut sink: SplitSink<WebSocket, WsMessage>, mut input: Inputs,
                     return;
                 }
                 None => {
-                    let _ = sink.send(close(1000, "bye")).await;
+                    // The reader is done. When that is because the app stops, say "going away"
+                    // even if this task saw the reader end before it saw the stop.
+                    let frame = if *st.shutdown.borrow() {
+                        close(1001, "the app is shutting down")
+                    } else {
+                        close(1000, "bye")
+                    };
+                    let _ = sink.send(frame).await;
                     return;
                 }
             },

@@ -43,16 +43,6 @@ impl<S> FromMessage<S> for UserProperties {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContentType(pub String);
 
-impl<S> FromMessage<S> for ContentType {
-    fn from_message(req: &MqttRequest, _: &S) -> Result<Self, Rejection> {
-        req.message()
-            .properties()
-            .and_then(|p| p.content_type.clone())
-            .map(ContentType)
-            .ok_or_else(|| missing(req, "content type"))
-    }
-}
-
 /// The MQTT 5 response topic (request/response); rejected when absent.
 ///
 /// ```
@@ -61,16 +51,6 @@ impl<S> FromMessage<S> for ContentType {
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResponseTopic(pub String);
-
-impl<S> FromMessage<S> for ResponseTopic {
-    fn from_message(req: &MqttRequest, _: &S) -> Result<Self, Rejection> {
-        req.message()
-            .properties()
-            .and_then(|p| p.response_topic.clone())
-            .map(ResponseTopic)
-            .ok_or_else(|| missing(req, "response topic"))
-    }
-}
 
 /// The MQTT 5 correlation data; rejected when absent.
 ///
@@ -81,42 +61,28 @@ impl<S> FromMessage<S> for ResponseTopic {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CorrelationData(pub Bytes);
 
-impl<S> FromMessage<S> for CorrelationData {
-    fn from_message(req: &MqttRequest, _: &S) -> Result<Self, Rejection> {
-        req.message()
-            .properties()
-            .and_then(|p| p.correlation_data.clone())
-            .map(CorrelationData)
-            .ok_or_else(|| missing(req, "correlation data"))
-    }
+/// A property extractor: `Option<T>` is `None` when the property is absent, `T` rejects it.
+macro_rules! property {
+    ($ty:ident, $field:ident, $name:literal) => {
+        impl<S> OptionalFromMessage<S> for $ty {
+            fn from_message(req: &MqttRequest, _: &S) -> Result<Option<Self>, Rejection> {
+                Ok(req
+                    .message()
+                    .properties()
+                    .and_then(|p| p.$field.clone())
+                    .map($ty))
+            }
+        }
+
+        impl<S> FromMessage<S> for $ty {
+            fn from_message(req: &MqttRequest, state: &S) -> Result<Self, Rejection> {
+                <Self as OptionalFromMessage<S>>::from_message(req, state)?
+                    .ok_or_else(|| missing(req, $name))
+            }
+        }
+    };
 }
 
-impl<S> OptionalFromMessage<S> for ContentType {
-    fn from_message(req: &MqttRequest, _: &S) -> Result<Option<Self>, Rejection> {
-        Ok(req
-            .message()
-            .properties()
-            .and_then(|p| p.content_type.clone())
-            .map(ContentType))
-    }
-}
-
-impl<S> OptionalFromMessage<S> for ResponseTopic {
-    fn from_message(req: &MqttRequest, _: &S) -> Result<Option<Self>, Rejection> {
-        Ok(req
-            .message()
-            .properties()
-            .and_then(|p| p.response_topic.clone())
-            .map(ResponseTopic))
-    }
-}
-
-impl<S> OptionalFromMessage<S> for CorrelationData {
-    fn from_message(req: &MqttRequest, _: &S) -> Result<Option<Self>, Rejection> {
-        Ok(req
-            .message()
-            .properties()
-            .and_then(|p| p.correlation_data.clone())
-            .map(CorrelationData))
-    }
-}
+property!(ContentType, content_type, "content type");
+property!(ResponseTopic, response_topic, "response topic");
+property!(CorrelationData, correlation_data, "correlation data");
