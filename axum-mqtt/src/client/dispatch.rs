@@ -124,13 +124,12 @@ async fn lane(
         let mut ack_ok = true;
         table.matching(msg.topic(), &mut matching);
         for &i in &matching {
-            let on_rejection = table.on_rejection.clone();
-            let Some((req, r, by_pattern)) = table.request(i, &msg, mqtt.clone()) else {
+            let Some(m) = table.request(i, &msg, mqtt.clone()) else {
                 continue;
             };
-            matched |= by_pattern;
-            let ok = call(&mut r.route, req, &shared, on_rejection.as_ref()).await;
-            if r.ack_after && !ok {
+            matched |= m.by_pattern;
+            let ok = call(m.route, m.req, &shared, m.on_rejection).await;
+            if m.ack_after && !ok {
                 ack_ok = false;
             }
         }

@@ -21,10 +21,10 @@ pub(crate) struct RouteTable {
 }
 
 #[derive(Clone)]
-pub(crate) struct TableRoute {
+struct TableRoute {
     pattern: Option<TopicPattern>,
-    pub route: Route,
-    pub ack_after: bool,
+    route: Route,
+    ack_after: bool,
 }
 
 impl RouteTable {
@@ -79,23 +79,36 @@ impl RouteTable {
         self.index.matching(topic, out);
     }
 
-    /// The request for route `id` (from [`matching`](Self::matching)), with its captures, and the
-    /// route; `None` for an unknown id. `by_pattern` tells a filter route from a catch-all.
+    /// Route `id` (from [`matching`](Self::matching)) ready to run on `msg`: its request with the
+    /// captures, and what the dispatcher needs beside it; `None` for an unknown id.
     pub fn request(
         &mut self,
         id: usize,
         msg: &Message,
         client: Option<Mqtt>,
-    ) -> Option<(MqttRequest, &mut TableRoute, bool)> {
+    ) -> Option<Matched<'_>> {
         let r = self.routes.get_mut(id)?;
         let (params, by_pattern) = match &r.pattern {
             Some(p) => (p.captures_of_match(msg.topic()), true),
             None => (Vec::new(), false),
         };
-        Some((
-            MqttRequest::with(msg.clone(), params, client),
-            r,
+        Some(Matched {
+            req: MqttRequest::with(msg.clone(), params, client),
+            route: &mut r.route,
+            ack_after: r.ack_after,
             by_pattern,
-        ))
+            on_rejection: self.on_rejection.as_ref(),
+        })
     }
+}
+
+/// One route about to run on one message.
+pub(crate) struct Matched<'a> {
+    pub req: MqttRequest,
+    pub route: &'a mut Route,
+    /// The route acknowledges after handling.
+    pub ack_after: bool,
+    /// A filter route (not a catch-all): the message counts as routed, so no fallback.
+    pub by_pattern: bool,
+    pub on_rejection: Option<&'a RejectionHandler>,
 }
