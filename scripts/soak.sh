@@ -121,7 +121,11 @@ pids+=($!)
 ) &
 pids+=($!)
 
-metric() { awk -v k="$1" '$1 == k { print $2 }' <<<"$2"; }
+# metric NAME TEXT [LABEL="value"]: the sum of NAME's series (a client's have `client`/`qos` labels).
+metric() {
+  awk -v k="$1" -v f="${3:-}" '!/^#/ { n = $1; sub(/\{.*/, "", n) }
+    !/^#/ && n == k && index($0, f) { s += $NF; found = 1 } END { if (found) print s }' <<<"$2"
+}
 echo "elapsed_s,rss_kib,fds,threads,tasks,received,handled,published,http_ok,sse_clients" >"$out"
 echo "soak: $secs s against the $broker broker, $rate msg/s + $http_rate POST/s + SSE; samples every $interval s in $out"
 start=$(date +%s)
@@ -132,7 +136,7 @@ while :; do
   threads=$(awk '/^Threads:/ { print $2 }' "/proc/$app_pid/status")
   fds=$(ls "/proc/$app_pid/fd" | wc -l)
   m="$(curl -s --max-time 5 "$base/metrics" || true)"
-  echo "$now,$rss,$fds,$threads,$(metric tokio_alive_tasks "$m"),$(metric mqtt_messages_received_total "$m"),$(metric mqtt_messages_handled_total "$m"),$(metric mqtt_messages_published_total "$m"),$(metric app_http_publishes_total "$m"),$(metric app_sse_clients "$m")" >>"$out"
+  echo "$now,$rss,$fds,$threads,$(metric tokio_alive_tasks "$m"),$(metric mqtt_messages_received_total "$m"),$(metric mqtt_handler_calls_total "$m" 'outcome="handled"'),$(metric mqtt_messages_published_total "$m"),$(metric app_http_publishes_total "$m"),$(metric app_sse_clients "$m")" >>"$out"
   [ "$now" -ge "$secs" ] && break
   sleep "$interval"
 done

@@ -13,7 +13,7 @@ use axum::http::{header, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum_mqtt::web::ApiError;
 
-/// Every file of `app/assets/` the page loads (`openapi.json` is served by `openapi`); a test
+/// Every file of `app/assets/` the page loads; a test
 /// checks that none is missing and that every module import is here.
 // The widgets, one module each: topics.js (the model), tree.js, chart.js (uPlot), messages.js,
 // detail.js.
@@ -50,7 +50,7 @@ const EMBEDDED: &[(&str, &str)] = &[
 
 /// Files of `app/assets/` that are not served (the licence of the vendored code).
 #[cfg(test)]
-const NOT_SERVED: &[&str] = &["openapi.json", "vendor/LICENSE"];
+const NOT_SERVED: &[&str] = &["vendor/LICENSE"];
 
 /// The directory of third-party files, under `/assets/`.
 const VENDOR: &str = "vendor";
@@ -151,6 +151,13 @@ async fn serve(assets: &Assets, name: &str, uri: &Uri) -> Response {
 }
 
 /// `GET /`: the page.
+#[utoipa::path(
+    get,
+    path = "/",
+    operation_id = "page",
+    summary = "The live page (publish, subscribe, live messages, chart)",
+    responses((status = 200, description = "HTML.", content_type = "text/html", body = String))
+)]
 pub async fn index(State(assets): State<Assets>, uri: Uri) -> Response {
     serve(&assets, INDEX, &uri).await
 }

@@ -6,14 +6,13 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum_mqtt::web::ApiError;
 
-use crate::metrics::inc;
 use crate::state::AppState;
 
 /// Token and origin checks for the API and the WebSocket.
 pub async fn guard(State(st): State<AppState>, req: Request, next: Next) -> Response {
     if let Some(origin) = req.headers().get(header::ORIGIN) {
         if !same_origin(origin, req.headers().get(header::HOST)) {
-            inc(&st.metrics.forbidden);
+            st.metrics.forbidden.increment(1);
             return ApiError::new(
                 StatusCode::FORBIDDEN,
                 "cross_origin",
@@ -32,7 +31,7 @@ pub async fn guard(State(st): State<AppState>, req: Request, next: Next) -> Resp
             Some(_) => None,
         };
         if let Some((kind, message)) = problem {
-            inc(&st.metrics.unauthorized);
+            st.metrics.unauthorized.increment(1);
             let mut resp = ApiError::new(StatusCode::UNAUTHORIZED, kind, message).into_response();
             resp.headers_mut().insert(
                 header::WWW_AUTHENTICATE,

@@ -119,6 +119,8 @@ async fn run(mut s: Settings) -> Result<(), String> {
         )
     })?;
     let http_addr = listener.local_addr().map_err(|e| e.to_string())?;
+    // Before anything that measures: the MQTT client registers its metrics when it starts.
+    let metrics = Arc::new(Metrics::install()?);
 
     let broker = match s.broker.clone() {
         Some(cfg) => Some(
@@ -209,7 +211,7 @@ async fn run(mut s: Settings) -> Result<(), String> {
         assets: Assets::new(s.assets_dir.clone()),
         token: s.token.as_deref().map(Arc::from),
         log,
-        metrics: Arc::new(Metrics::default()),
+        metrics,
         limits,
         endpoints: Arc::new(endpoints),
         subscriptions: Arc::new(s.subscribe.clone()),

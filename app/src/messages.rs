@@ -9,7 +9,8 @@ use axum_mqtt::Message;
 use serde::Serialize;
 
 /// One received message as stored and served.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = StoredMessage)]
 pub struct Stored {
     /// Increasing number, 1 for the first message since start.
     pub id: u64,
@@ -18,6 +19,7 @@ pub struct Stored {
     #[serde(flatten)]
     pub message: MessageJson,
     #[serde(skip)]
+    #[schema(ignore)]
     size: usize,
 }
 

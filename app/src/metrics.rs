@@ -1,32 +1,166 @@
-//! `GET /metrics`: the client's counters and the app's own, in Prometheus text format.
+//! `GET /metrics`: every measurement of the process in the Prometheus text format, rendered by
+//! `metrics-exporter-prometheus`.
+//!
+//! The MQTT client emits its own (`mqtt_*`, the table in the library's `Stats` docs) through the
+//! `metrics` facade; the app's (`app_*`) are handles registered on the same recorder. The exporter is
+//! the facade's own: the library speaks `metrics`, so `prometheus-client` would need a bridge. It is
+//! built without its HTTP listener: the app serves `/metrics` itself, behind its token and Host check.
 
-use std::fmt::Write as _;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use axum_mqtt::{Mqtt, Status};
+use axum_mqtt::Mqtt;
+use metrics::{Counter, Gauge};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::messages::MessageLog;
 
-/// The app's counters (the MQTT client keeps its own, see [`Mqtt::stats`]).
-#[derive(Debug, Default)]
+/// Histogram buckets of handler durations, in seconds (the exporter renders summaries otherwise).
+const HANDLER_BUCKETS: &[f64] = &[
+    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+    1.0, 2.5, 5.0,
+];
+
+/// The app's measurements, and the exporter that renders them with the client's.
 pub struct Metrics {
-    pub ws_clients: AtomicI64,
-    pub ws_connections: AtomicU64,
-    pub ws_sent: AtomicU64,
-    pub ws_dropped: AtomicU64,
-    pub ws_errors: AtomicU64,
-    pub ws_publishes: AtomicU64,
-    pub sse_clients: AtomicI64,
-    pub http_publish_ok: AtomicU64,
-    pub http_publish_failed: AtomicU64,
-    pub unauthorized: AtomicU64,
-    pub forbidden: AtomicU64,
+    handle: PrometheusHandle,
+    pub ws_connections: Counter,
+    pub ws_sent: Counter,
+    pub ws_dropped: Counter,
+    pub ws_errors: Counter,
+    pub ws_publishes: Counter,
+    pub http_publish_ok: Counter,
+    pub http_publish_failed: Counter,
+    pub unauthorized: Counter,
+    pub forbidden: Counter,
+    ws_clients: Gauge,
+    sse_clients: Gauge,
+    subscriptions: Gauge,
+    history: Gauge,
+    history_received: Counter,
+    tasks: Gauge,
 }
 
-/// Adds one.
-pub fn inc(c: &AtomicU64) {
-    c.fetch_add(1, Ordering::Relaxed);
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Metrics {
+    /// Builds the exporter and makes it the process's recorder, so the MQTT client started after this
+    /// reports to it. `Err` when another recorder was installed first.
+    pub fn install() -> Result<Self, String> {
+        let (recorder, metrics) = Self::build()?;
+        metrics::set_global_recorder(recorder)
+            .map_err(|e| format!("cannot install the metrics recorder: {e}"))?;
+        Ok(metrics)
+    }
+
+    /// The exporter and the app's handles, without installing it (the library's measurements then
+    /// go elsewhere; for unit tests).
+    fn build() -> Result<(metrics_exporter_prometheus::PrometheusRecorder, Self), String> {
+        let recorder = PrometheusBuilder::new()
+            .set_buckets_for_metric(
+                Matcher::Full("mqtt_handler_duration_seconds".into()),
+                HANDLER_BUCKETS,
+            )
+            .map_err(|e| format!("metrics buckets: {e}"))?
+            .build_recorder();
+        let handle = recorder.handle();
+        let metrics = metrics::with_local_recorder(&recorder, || Self::register(handle));
+        Ok((recorder, metrics))
+    }
+
+    fn register(handle: PrometheusHandle) -> Self {
+        let counter = |name: &'static str, help: &'static str| {
+            metrics::describe_counter!(name, help);
+            metrics::counter!(name)
+        };
+        let gauge = |name: &'static str, help: &'static str| {
+            metrics::describe_gauge!(name, help);
+            metrics::gauge!(name)
+        };
+        Metrics {
+            handle,
+            ws_clients: gauge("app_ws_clients", "Browser WebSocket connections open now."),
+            ws_connections: counter(
+                "app_ws_connections_total",
+                "Browser WebSocket connections since start.",
+            ),
+            ws_sent: counter(
+                "app_ws_messages_sent_total",
+                "Message frames sent to browsers.",
+            ),
+            ws_dropped: counter(
+                "app_ws_messages_dropped_total",
+                "Messages skipped because a browser could not keep up.",
+            ),
+            ws_errors: counter(
+                "app_ws_errors_total",
+                "Error frames sent to browsers (bad requests).",
+            ),
+            ws_publishes: counter(
+                "app_ws_publishes_total",
+                "Publishes from browsers acknowledged by the broker.",
+            ),
+            sse_clients: gauge("app_sse_clients", "Server-Sent Events streams open now."),
+            http_publish_ok: counter(
+                "app_http_publishes_total",
+                "POST /publish requests acknowledged by the broker.",
+            ),
+            http_publish_failed: counter(
+                "app_http_publish_errors_total",
+                "POST /publish requests answered with an error.",
+            ),
+            unauthorized: counter(
+                "app_unauthorized_total",
+                "Requests refused for a missing or wrong token.",
+            ),
+            forbidden: counter(
+                "app_forbidden_total",
+                "Requests refused by a topic allow-list.",
+            ),
+            subscriptions: gauge(
+                "app_mqtt_subscriptions",
+                "Filters the MQTT client holds at the broker (routes, streams).",
+            ),
+            history: gauge(
+                "app_history_messages",
+                "Messages held for GET /api/messages.",
+            ),
+            history_received: counter(
+                "app_history_received_total",
+                "Messages received on the app's subscriptions.",
+            ),
+            tasks: gauge(
+                "tokio_alive_tasks",
+                "Tokio tasks alive now (RuntimeMetrics::num_alive_tasks).",
+            ),
+        }
+    }
+
+    /// Renders every metric; values read from state (not counted as they happen) are set first.
+    pub fn render(&self, mqtt: &Mqtt, log: &MessageLog) -> String {
+        self.subscriptions.set(mqtt.subscriptions().len() as f64);
+        self.history.set(log.len() as f64);
+        self.history_received.absolute(log.total());
+        self.tasks.set(
+            tokio::runtime::Handle::current()
+                .metrics()
+                .num_alive_tasks() as f64,
+        );
+        // Histograms are kept as raw samples until drained; without the exporter's own upkeep task
+        // (its async runtime feature is off) the scrape does it.
+        self.handle.run_upkeep();
+        self.handle.render()
+    }
+
+    fn gauge(&self, kind: Client) -> &Gauge {
+        match kind {
+            Client::WebSocket => &self.ws_clients,
+            Client::Sse => &self.sse_clients,
+        }
+    }
 }
 
 /// Kinds of long-lived clients counted by a gauge.
@@ -44,190 +178,29 @@ pub struct ClientGuard {
 
 impl ClientGuard {
     pub fn new(metrics: Arc<Metrics>, kind: Client) -> Self {
-        metrics.gauge(kind).fetch_add(1, Ordering::Relaxed);
+        metrics.gauge(kind).increment(1.0);
         ClientGuard { metrics, kind }
     }
 }
 
 impl Drop for ClientGuard {
     fn drop(&mut self) {
-        self.metrics
-            .gauge(self.kind)
-            .fetch_sub(1, Ordering::Relaxed);
+        self.metrics.gauge(self.kind).decrement(1.0);
     }
 }
 
+#[cfg(test)]
 impl Metrics {
-    fn gauge(&self, kind: Client) -> &AtomicI64 {
-        match kind {
-            Client::WebSocket => &self.ws_clients,
-            Client::Sse => &self.sse_clients,
-        }
+    /// Handles on a recorder of their own (a unit test cannot own the process's recorder).
+    pub fn local() -> Self {
+        Self::build().expect("metrics").1
     }
 
-    /// Connected clients of one kind.
-    pub fn clients(&self, kind: Client) -> i64 {
-        self.gauge(kind).load(Ordering::Relaxed)
-    }
-
-    /// Renders every metric.
-    pub fn render(&self, mqtt: &Mqtt, log: &MessageLog) -> String {
-        let mut out = String::with_capacity(4096);
-        let mut metric = |name: &str, kind: &str, help: &str, value: String| {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
-            );
-        };
-        let g = |c: &AtomicU64| c.load(Ordering::Relaxed).to_string();
-        let gi = |c: &AtomicI64| c.load(Ordering::Relaxed).max(0).to_string();
-        let s = mqtt.stats();
-        let state = mqtt.state();
-        let connected = u8::from(state.status == Status::Connected);
-        metric(
-            "mqtt_connected",
-            "gauge",
-            "1 when the MQTT client is connected to the broker.",
-            connected.to_string(),
-        );
-        metric(
-            "mqtt_connects_total",
-            "counter",
-            "Successful MQTT connections since start.",
-            state.connects.to_string(),
-        );
-        metric(
-            "mqtt_messages_received_total",
-            "counter",
-            "Messages received from the broker.",
-            s.received.to_string(),
-        );
-        metric(
-            "mqtt_messages_handled_total",
-            "counter",
-            "Handler calls that succeeded.",
-            s.handled.to_string(),
-        );
-        metric(
-            "mqtt_messages_rejected_total",
-            "counter",
-            "Messages whose extraction failed.",
-            s.rejected.to_string(),
-        );
-        metric(
-            "mqtt_handler_errors_total",
-            "counter",
-            "Handler calls that returned an error.",
-            s.handler_errors.to_string(),
-        );
-        metric(
-            "mqtt_handler_panics_total",
-            "counter",
-            "Handler calls that panicked.",
-            s.handler_panics.to_string(),
-        );
-        metric(
-            "mqtt_stream_dropped_total",
-            "counter",
-            "Messages skipped by slow message streams.",
-            s.stream_dropped.to_string(),
-        );
-        metric(
-            "mqtt_messages_published_total",
-            "counter",
-            "Publishes acknowledged by the broker.",
-            s.published.to_string(),
-        );
-        metric(
-            "mqtt_events_dropped_total",
-            "counter",
-            "Callback events dropped because callbacks fell behind.",
-            s.events_dropped.to_string(),
-        );
-        metric(
-            "mqtt_subscriptions",
-            "gauge",
-            "Filters subscribed at the broker (routes, streams).",
-            mqtt.subscriptions().len().to_string(),
-        );
-        metric(
-            "app_ws_clients",
-            "gauge",
-            "Browser WebSocket connections open now.",
-            gi(&self.ws_clients),
-        );
-        metric(
-            "app_ws_connections_total",
-            "counter",
-            "Browser WebSocket connections since start.",
-            g(&self.ws_connections),
-        );
-        metric(
-            "app_ws_messages_sent_total",
-            "counter",
-            "Message frames sent to browsers.",
-            g(&self.ws_sent),
-        );
-        metric(
-            "app_ws_messages_dropped_total",
-            "counter",
-            "Messages skipped because a browser could not keep up.",
-            g(&self.ws_dropped),
-        );
-        metric(
-            "app_ws_errors_total",
-            "counter",
-            "Error frames sent to browsers (bad requests).",
-            g(&self.ws_errors),
-        );
-        metric(
-            "app_ws_publishes_total",
-            "counter",
-            "Publishes from browsers acknowledged by the broker.",
-            g(&self.ws_publishes),
-        );
-        metric(
-            "app_sse_clients",
-            "gauge",
-            "Server-Sent Events streams open now.",
-            gi(&self.sse_clients),
-        );
-        metric(
-            "app_http_publishes_total",
-            "counter",
-            "POST /publish requests acknowledged by the broker.",
-            g(&self.http_publish_ok),
-        );
-        metric(
-            "app_http_publish_errors_total",
-            "counter",
-            "POST /publish requests answered with an error.",
-            g(&self.http_publish_failed),
-        );
-        metric(
-            "app_unauthorized_total",
-            "counter",
-            "Requests refused for a missing or wrong token.",
-            g(&self.unauthorized),
-        );
-        metric(
-            "app_forbidden_total",
-            "counter",
-            "Requests refused by a topic allow-list.",
-            g(&self.forbidden),
-        );
-        metric(
-            "app_history_messages",
-            "gauge",
-            "Messages held for GET /api/messages.",
-            log.len().to_string(),
-        );
-        metric(
-            "app_history_received_total",
-            "counter",
-            "Messages received on the app's subscriptions.",
-            log.total().to_string(),
-        );
-        out
+    /// The value of an unlabelled sample, read back through the exposition format.
+    pub fn sample(&self, name: &str) -> Option<f64> {
+        let text = self.handle.render();
+        let scrape = prom_text_format_parser::Scrape::parse(&text).ok()?;
+        let m = scrape.metrics.into_iter().find(|m| m.name == name)?;
+        m.samples.first().map(|s| s.value.value.as_f64())
     }
 }

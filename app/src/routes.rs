@@ -9,14 +9,19 @@ use axum::error_handling::HandleErrorLayer;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{Method, StatusCode, Uri};
 use axum::middleware;
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::{BoxError, Router};
-use axum_mqtt::web::{self, ApiError};
+use axum_mqtt::web::ApiError;
 use tower::ServiceBuilder;
 
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
 use crate::host::{self, AllowedHosts};
+use crate::openapi::{ApiDoc, Document};
 use crate::state::AppState;
-use crate::{api, assets, guard, openapi, ws};
+use crate::{api, assets, guard, ws};
 
 /// All routes, with their checks and limits.
 pub fn router(state: AppState, hosts: Arc<AllowedHosts>, request_timeout: Duration) -> Router {
@@ -27,32 +32,66 @@ pub fn router(state: AppState, hosts: Arc<AllowedHosts>, request_timeout: Durati
             timed_out(e, request_timeout)
         }))
         .timeout(request_timeout);
-    let api = Router::new()
-        .route("/publish", post(api::publish))
-        .route("/api/messages", get(api::messages))
-        .route("/api/info", get(api::info))
-        .route("/metrics", get(api::metrics))
-        .route_layer(timeout.clone());
-    // Long-lived: bounded by --max-ws-clients / --max-sse-clients, WebSocket pings and shutdown.
-    let streams = Router::new()
-        .route("/events", get(api::events))
-        .route("/ws", get(ws::upgrade));
-    let guarded = api
-        .merge(streams)
+    let guarded = api()
+        .route_layer(timeout.clone())
+        // Long-lived: bounded by --max-ws-clients / --max-sse-clients, WebSocket pings and shutdown.
+        .merge(streams())
         .route_layer(middleware::from_fn_with_state(state.clone(), guard::guard));
-    Router::new()
-        .route("/", get(assets::index))
-        .route("/assets/{name}", get(assets::file))
-        .route("/assets/vendor/{name}", get(assets::vendor_file))
-        .route("/healthz", get(web::health))
-        .route("/openapi.json", get(openapi::document))
+    let (routes, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(open())
         .route_layer(timeout)
         .merge(guarded)
+        .split_for_parts();
+    let doc = Document::new(&doc);
+    routes
+        .route(
+            "/openapi.json",
+            get(move || {
+                let doc = doc.clone();
+                async move { doc.response() }
+            }),
+        )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(hosts, host::check))
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)
+}
+
+/// The token-guarded API with a request timeout. Each `routes!` serves a handler at the path its
+/// `#[utoipa::path]` documents.
+fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(api::publish))
+        .routes(routes!(api::messages))
+        .routes(routes!(api::info))
+        .routes(routes!(api::metrics))
+}
+
+/// Guarded long-lived streams (no request timeout). `/ws` is described in the README: OpenAPI has no
+/// WebSocket.
+fn streams() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(api::events))
+        .route("/ws", get(ws::upgrade))
+}
+
+/// Open to anyone who passes the Host check: the page, its assets, health.
+fn open() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(assets::index))
+        .route("/assets/{name}", get(assets::file))
+        .route("/assets/vendor/{name}", get(assets::vendor_file))
+        .routes(routes!(api::healthz))
+}
+
+/// The whole document as [`router`] builds it (for tests).
+#[cfg(test)]
+pub fn documented() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(open())
+        .merge(api())
+        .merge(streams())
 }
 
 fn timed_out(e: BoxError, limit: Duration) -> ApiError {

@@ -65,15 +65,16 @@ mod tests {
 
     #[test]
     fn slots_come_back() {
-        let m = Arc::new(Metrics::default());
+        let m = Arc::new(Metrics::local());
         let s = Slots::new(Client::WebSocket, 2);
         let a = s.take(&m).unwrap();
         let _b = s.take(&m).unwrap();
         let e = s.take(&m).err().unwrap();
         assert_eq!((e.status.as_u16(), e.kind), (503, "too_many_clients"));
         assert!(e.message.contains("--max-ws-clients"), "{}", e.message);
-        assert_eq!(m.clients(Client::WebSocket), 2);
+        assert_eq!(m.sample("app_ws_clients"), Some(2.0));
         drop(a);
+        assert_eq!(m.sample("app_ws_clients"), Some(1.0));
         assert!(s.take(&m).is_ok());
     }
 }

@@ -16,7 +16,7 @@ use crate::metrics::Metrics;
 use crate::slots::Slots;
 
 /// Limits of the WebSocket and the streams.
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy, Serialize, utoipa::ToSchema)]
 pub struct Limits {
     /// Largest payload of a publish, in bytes.
     pub max_payload: usize,
@@ -36,9 +36,11 @@ pub struct Limits {
     pub max_sse_clients: usize,
     /// How often each WebSocket is pinged.
     #[serde(rename = "ws_ping_interval_ms", serialize_with = "millis")]
+    #[schema(value_type = u64)]
     pub ws_ping_interval: Duration,
     /// A WebSocket silent (no pong, no frame) for this long is closed.
     #[serde(rename = "ws_peer_timeout_ms", serialize_with = "millis")]
+    #[schema(value_type = u64)]
     pub ws_peer_timeout: Duration,
 }
 
@@ -56,9 +58,11 @@ pub struct Endpoints {
 }
 
 /// One listener of the embedded broker.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Listener {
+    /// What it speaks, e.g. "MQTT 3.1.1 and 5".
     pub protocol: &'static str,
+    /// Where, e.g. `mqtt://127.0.0.1:1883`.
     pub url: String,
 }
 

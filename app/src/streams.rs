@@ -7,7 +7,6 @@ use axum::http::StatusCode;
 use axum_mqtt::web::ApiError;
 use axum_mqtt::{MessageStream, QoS};
 
-use crate::metrics::inc;
 use crate::state::AppState;
 
 /// How long a subscription may wait for the broker's SUBACK.
@@ -27,7 +26,7 @@ pub fn parse_qos(v: Option<&str>) -> Result<QoS, ApiError> {
 pub fn check_filter(st: &AppState, filter: &str) -> Result<(), ApiError> {
     axum_mqtt::topic::validate_filter(filter)?;
     if !st.allow_subscribe.allows_filter(filter) {
-        inc(&st.metrics.forbidden);
+        st.metrics.forbidden.increment(1);
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "filter_not_allowed",

@@ -2,7 +2,7 @@
 
 mod common;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum_mqtt::QoS;
 use common::*;
@@ -410,16 +410,7 @@ async fn events_streams_messages_published_via_publish() {
     assert_eq!(v["topic"], format!("{base}/a"));
     assert_eq!(v["payload"], "via-sse");
 
-    let (_, metrics) = (
-        0,
-        reqwest::get(app.url("/metrics"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-    );
-    assert!(metrics.contains("app_sse_clients 1"), "{metrics}");
+    assert_eq!(sample(&scrape(&app).await, "app_sse_clients", &[]), 1.0);
 
     for (query, status, kind) in [
         ("", 400, "missing_filter"),
@@ -441,6 +432,13 @@ async fn metrics_health_info_openapi_and_the_page() {
     let app = App::start(&[], &[]).await;
     assert_eq!(post(&app, r#"{"topic": "t/m", "msg": "1"}"#).await.0, 200);
     assert_eq!(post(&app, r#"{"topic": "t/+", "msg": "1"}"#).await.0, 422);
+    // The app subscribes to /flask/mqtt: this one comes back and runs its route.
+    assert_eq!(
+        post(&app, r#"{"topic": "/flask/mqtt", "msg": "2", "qos": 1}"#)
+            .await
+            .0,
+        200
+    );
     let _ws = ws_connect(&app, "").await;
 
     let r = reqwest::get(app.url("/metrics")).await.unwrap();
@@ -449,23 +447,47 @@ async fn metrics_health_info_openapi_and_the_page() {
         .to_str()
         .unwrap()
         .starts_with("text/plain"));
-    let text = r.text().await.unwrap();
-    for line in [
-        "mqtt_connected 1",
-        "app_http_publishes_total 1",
-        "app_http_publish_errors_total 1",
-        "app_ws_clients 1",
-        "# TYPE app_ws_messages_dropped_total counter",
-        "# TYPE mqtt_messages_received_total counter",
+    // Wait for the route to have run (the message comes back from the broker).
+    let deadline = Instant::now() + WAIT;
+    let s = loop {
+        let s = scrape(&app).await;
+        let handled = [("route", "/flask/mqtt"), ("outcome", "handled")];
+        if sample(&s, "mqtt_handler_calls_total", &handled) >= 1.0 {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "the route never ran");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    for (name, labels, want) in [
+        ("mqtt_connected", &[][..], 1.0),
+        ("app_http_publishes_total", &[], 2.0),
+        ("app_http_publish_errors_total", &[], 1.0),
+        ("app_ws_clients", &[], 1.0),
+        ("app_history_received_total", &[], 1.0),
+        ("mqtt_messages_published_total", &[("qos", "0")], 1.0),
+        ("mqtt_messages_published_total", &[("qos", "1")], 1.0),
+        ("mqtt_messages_received_total", &[("qos", "1")], 1.0),
+        (
+            "mqtt_handler_calls_total",
+            &[("route", "/flask/mqtt"), ("outcome", "handled")],
+            1.0,
+        ),
     ] {
-        assert!(text.lines().any(|l| l == line), "{line} missing in\n{text}");
+        assert_eq!(sample(&s, name, labels), want, "{name} {labels:?}");
     }
-    // Every sample line is `name value` with a number.
-    for l in text.lines().filter(|l| !l.starts_with('#')) {
-        let (_, v) = l.split_once(' ').unwrap();
-        v.parse::<f64>()
-            .unwrap_or_else(|_| panic!("bad sample {l}"));
-    }
+    let kind = |name: &str| {
+        s.metrics
+            .iter()
+            .find(|m| m.name == name)
+            .map(|m| m.kind)
+            .unwrap_or_else(|| panic!("{name} is not exported"))
+    };
+    use prom_text_format_parser::Type;
+    assert_eq!(kind("app_ws_messages_dropped_total"), Type::Counter);
+    assert_eq!(kind("mqtt_messages_received_total"), Type::Counter);
+    assert_eq!(kind("app_ws_clients"), Type::Gauge);
+    assert_eq!(kind("mqtt_handler_duration_seconds"), Type::Histogram);
+    assert!(sample(&s, "tokio_alive_tasks", &[]) > 0.0);
 
     let (status, h) = get(&app, "/healthz").await;
     assert_eq!((status, h["status"].as_str()), (200, Some("connected")));

@@ -11,7 +11,6 @@ use serde_json::{Map, Value};
 
 use super::frame::{Ack, Frame, Op};
 use super::outbox::{Outbox, Sub};
-use crate::metrics::inc;
 use crate::state::AppState;
 use crate::streams::{check_filter, open_stream, parse_qos};
 
@@ -30,7 +29,7 @@ pub fn error_frame(
     op: Option<Op>,
     id: Option<Value>,
 ) -> Frame<'static> {
-    inc(&st.metrics.ws_errors);
+    st.metrics.ws_errors.increment(1);
     Frame::error(e, op, id)
 }
 
@@ -125,12 +124,12 @@ impl Conn {
         Err(Box::pin(async move {
             match st.publish.publish_request(&st.mqtt, req).await {
                 Ok(published) => {
-                    inc(&st.metrics.ws_publishes);
+                    st.metrics.ws_publishes.increment(1);
                     Frame::ack(id, Ack::Publish { mid: published.mid })
                 }
                 Err(e) => {
                     if e.status == StatusCode::FORBIDDEN {
-                        inc(&st.metrics.forbidden);
+                        st.metrics.forbidden.increment(1);
                     }
                     error_frame(&st, &e, Some(Op::Publish), id)
                 }

@@ -26,7 +26,6 @@ use futures_util::StreamExt;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite;
 
-use crate::metrics::inc;
 use crate::slots::Slot;
 use crate::state::AppState;
 use conn::{error_frame, Conn, Pending};
@@ -71,7 +70,7 @@ fn hard_limit(max: usize) -> usize {
 }
 
 async fn serve(socket: WebSocket, st: AppState, _slot: Slot) {
-    inc(&st.metrics.ws_connections);
+    st.metrics.ws_connections.increment(1);
     let (sink, mut stream) = socket.split();
     let (ctl_tx, ctl_rx) = mpsc::channel::<Control>(CONTROL_QUEUE);
     let (out, msg_rx) = Outbox::new(&st, st.limits.ws_queue, st.limits.ws_queue_bytes);

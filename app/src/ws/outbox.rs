@@ -44,7 +44,7 @@ impl Outbox {
 
     fn skip(&self, n: u64) {
         self.dropped.fetch_add(n, Ordering::Relaxed);
-        self.st.metrics.ws_dropped.fetch_add(n, Ordering::Relaxed);
+        self.st.metrics.ws_dropped.increment(n);
     }
 
     /// Queues a message frame, or skips it when the queue is full. False when the connection is gone.

@@ -13,7 +13,6 @@ use tokio::sync::{mpsc, watch};
 
 use super::frame::{Control, Frame};
 use super::outbox::Queued;
-use crate::metrics::inc;
 use crate::state::AppState;
 
 /// What the writer reads from.
@@ -102,7 +101,7 @@ pub async fn write(mut sink: SplitSink<WebSocket, WsMessage>, mut input: Inputs,
             },
             m = input.messages.recv(), if queue_open => match m {
                 Some(q) => {
-                    inc(&st.metrics.ws_sent);
+                    st.metrics.ws_sent.increment(1);
                     q.text
                 }
                 None => { queue_open = false; continue }

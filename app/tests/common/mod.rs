@@ -404,3 +404,35 @@ pub async fn raw_http(
     let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
     (status, serde_json::from_str(body).unwrap_or(Value::Null))
 }
+
+/// `GET /metrics`, checked against the exposition format by a parser.
+pub async fn scrape(app: &App) -> prom_text_format_parser::Scrape {
+    let r = reqwest::get(app.url("/metrics"))
+        .await
+        .expect("GET /metrics");
+    assert_eq!(r.status(), 200);
+    let text = r.text().await.expect("metrics body");
+    prom_text_format_parser::Scrape::parse(&text)
+        .unwrap_or_else(|e| panic!("not the exposition format ({e:?}):\n{text}"))
+}
+
+/// The sum of the plain samples of `name` whose labels include every pair of `labels` (a metric
+/// with a `client` label has one series per MQTT client; the app has one).
+pub fn sample(s: &prom_text_format_parser::Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
+    use prom_text_format_parser::ValueType;
+    let m = s
+        .metrics
+        .iter()
+        .find(|m| m.name == name)
+        .unwrap_or_else(|| panic!("{name} is not exported"));
+    m.samples
+        .iter()
+        .filter(|x| x.value.value_type == ValueType::Sample)
+        .filter(|x| {
+            labels
+                .iter()
+                .all(|(k, v)| x.labels.iter().any(|l| l.key == *k && l.value == *v))
+        })
+        .map(|x| x.value.value.as_f64())
+        .sum()
+}

@@ -166,7 +166,8 @@ impl MqttBuilder {
             .map(str::to_string)
             .or_else(|| config.shared_group.clone());
         let subscriptions = router.subscriptions_with_group(group.as_deref());
-        let table = RouteTable::new(router);
+        let counters = Counters::new(&client_id);
+        let table = RouteTable::new(router, &counters.meters);
         let ack_after = table.ack_after_patterns();
         // Room for every permitted request, an ack per message the lanes can hold, and a DISCONNECT.
         let capacity = config.max_pending + config.handler_concurrency * config.handler_queue + 8;
@@ -190,7 +191,7 @@ impl MqttBuilder {
             registry: Mutex::new(registry),
             state,
             streams: RwLock::new(Vec::new()),
-            counters: Counters::default(),
+            counters,
             stop: watch::channel(Stop::Running).0,
             ack_after,
         });

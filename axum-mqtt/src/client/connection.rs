@@ -22,7 +22,6 @@ use super::link::{Link, LinkError, NetEvent, Req};
 use super::replay;
 use super::retained::RetainedRoutes;
 use super::shared::{Shared, Stop};
-use super::stats::Counters;
 use crate::message::QoS;
 use crate::Error;
 
@@ -164,7 +163,7 @@ impl Connection {
                     if !self.shared.ack_after.is_empty() {
                         self.link.push_ack(msg.pkid, msg.qos);
                     }
-                    Counters::bump(&self.shared.counters.received);
+                    self.shared.counters.received(msg.qos);
                     slot.offer(&msg, &self.shared.counters);
                     return Flow::Continue;
                 }
@@ -259,21 +258,30 @@ impl Connection {
         };
         if w.qos == QoS::AtMostOnce {
             drop(book);
-            Counters::bump(&self.shared.counters.published);
+            self.shared.counters.published(w.qos);
             let p = Published { mid: 0, qos: w.qos };
             self.dispatcher.event(Event::Publish(p.clone()));
             w.finish(Ok(p));
         } else {
             book.pubs.inflight.insert(pkid, w);
+            self.shared
+                .counters
+                .meters
+                .inflight
+                .set(book.pubs.inflight.len() as f64);
         }
     }
 
     fn on_pub_done(&mut self, pkid: u16, refused: Option<String>) {
-        let w = Shared::lock(&self.shared.book).pubs.inflight.remove(&pkid);
+        let (w, left) = {
+            let mut book = Shared::lock(&self.shared.book);
+            (book.pubs.inflight.remove(&pkid), book.pubs.inflight.len())
+        };
         let Some(w) = w else { return };
+        self.shared.counters.meters.inflight.set(left as f64);
         match refused {
             None => {
-                Counters::bump(&self.shared.counters.published);
+                self.shared.counters.published(w.qos);
                 let p = Published {
                     mid: pkid,
                     qos: w.qos,
@@ -300,8 +308,17 @@ impl Connection {
         let stranded = std::mem::take(&mut self.stranded);
         let pending = {
             let mut book = Shared::lock(&self.shared.book);
-            replay::reconcile(stranded, &mut book, subscriptions, connack)
+            let pending = replay::reconcile(stranded, &mut book, subscriptions, connack);
+            let m = &self.shared.counters.meters;
+            m.inflight.set(book.pubs.inflight.len() as f64);
+            pending
         };
+        let m = &self.shared.counters.meters;
+        m.connected.set(1.0);
+        m.connects.increment(1);
+        if !first {
+            m.reconnects.increment(1);
+        }
         self.link.push_pending(pending);
         self.set_state(|s| {
             s.status = Status::Connected;
@@ -348,6 +365,9 @@ impl Connection {
             }
         };
         self.retry.attempts = self.retry.attempts.saturating_add(1);
+        let m = &self.shared.counters.meters;
+        m.connected.set(0.0);
+        m.lost.increment(1);
         let attempts = self.retry.attempts;
         let mut msg = match e.refused {
             Some(code) => format!(
@@ -392,6 +412,9 @@ impl Connection {
         self.phase = Phase::Lost;
         self.shared.permits.close();
         Shared::lock(&self.shared.book).fail_all(&Error::Closed);
+        let m = &self.shared.counters.meters;
+        m.inflight.set(0.0);
+        m.connected.set(0.0);
         self.shared
             .streams
             .write()

@@ -11,6 +11,7 @@ use std::hash::{Hash, Hasher};
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::{Arc, Weak};
+use std::time::Instant;
 
 use futures_util::FutureExt;
 use tokio::sync::mpsc;
@@ -18,8 +19,9 @@ use tower::{BoxError, Service, ServiceExt};
 
 use super::events::{Connack, Disconnected, Event, Published, Subscribed, Unsubscribed};
 use super::handle::Mqtt;
+use super::meters::RouteMeters;
 use super::shared::{Inner, Shared};
-use super::stats::Counters;
+use super::stats::CallOutcome;
 use super::table::RouteTable;
 use crate::extract::MqttRequest;
 use crate::message::Message;
@@ -64,12 +66,14 @@ impl Dispatcher {
             msg.topic().hash(&mut h);
             (h.finish() % self.lanes.len() as u64) as usize
         };
-        Counters::bump(&self.shared.counters.received);
+        self.shared.counters.received(msg.qos);
+        self.shared.counters.meters.queued.increment(1.0);
         if self.lanes[lane]
             .send(Incoming { msg, ack_after })
             .await
             .is_err()
         {
+            self.shared.counters.meters.queued.decrement(1.0);
             tracing::error!("message lane closed; message dropped");
         }
     }
@@ -80,7 +84,7 @@ impl Dispatcher {
             return;
         }
         if self.events.try_send(e).is_err() {
-            Counters::bump(&self.shared.counters.events_dropped);
+            self.shared.counters.events_dropped();
             tracing::warn!("callback queue full: event dropped");
         }
     }
@@ -119,6 +123,7 @@ async fn lane(
 ) {
     let mut matching = Vec::new();
     while let Some(Incoming { msg, ack_after }) = rx.recv().await {
+        shared.counters.meters.queued.decrement(1.0);
         let mqtt = client.upgrade().map(Mqtt::from_inner);
         let mut matched = false;
         let mut ack_ok = true;
@@ -128,7 +133,7 @@ async fn lane(
                 continue;
             };
             matched |= m.by_pattern;
-            let ok = call(m.route, m.req, &shared, m.on_rejection).await;
+            let ok = call(m.route, m.meters, m.req, &shared, m.on_rejection).await;
             if m.ack_after && !ok {
                 ack_ok = false;
             }
@@ -147,9 +152,9 @@ async fn lane(
             }
         }
         if !matched {
-            if let Some(f) = table.fallback.as_mut() {
+            if let Some((f, meters)) = table.fallback.as_mut() {
                 let req = MqttRequest::with(msg.clone(), Vec::new(), mqtt.clone());
-                call(f, req, &shared, table.on_rejection.as_ref()).await;
+                call(f, meters, req, &shared, table.on_rejection.as_ref()).await;
             }
         }
         // Offering never waits, so the read lock is held only for the loop.
@@ -163,6 +168,7 @@ async fn lane(
 /// Runs one route on one message; reports the outcome. Returns true when the handler succeeded.
 async fn call(
     route: &mut Route,
+    meters: &RouteMeters,
     req: MqttRequest,
     shared: &Shared,
     on_rejection: Option<&RejectionHandler>,
@@ -172,31 +178,33 @@ async fn call(
         let svc = route.ready().await?;
         svc.call(req).await
     };
+    let started = Instant::now();
     let outcome: Result<Result<Outcome, BoxError>, _> = AssertUnwindSafe(run).catch_unwind().await;
+    let took = started.elapsed();
     let c = &shared.counters;
     match outcome {
         Ok(Ok(Outcome::Handled)) => {
-            Counters::bump(&c.handled);
+            c.call(meters, CallOutcome::Handled, took);
             true
         }
         Ok(Ok(Outcome::Rejected(rejection))) => {
-            Counters::bump(&c.rejected);
+            c.call(meters, CallOutcome::Rejected, took);
             tracing::warn!(topic = msg.topic(), kind = rejection.kind(), error = %rejection, "message rejected");
             if let Some(f) = on_rejection {
                 let fut = f(rejection, msg);
                 if AssertUnwindSafe(fut).catch_unwind().await.is_err() {
-                    Counters::bump(&c.handler_panics);
+                    c.rejection_handler_panicked(meters);
                 }
             }
             false
         }
         Ok(Err(e)) => {
-            Counters::bump(&c.handler_errors);
+            c.call(meters, CallOutcome::Error, took);
             tracing::warn!(topic = msg.topic(), error = %e, "handler failed");
             false
         }
         Err(panic) => {
-            Counters::bump(&c.handler_panics);
+            c.call(meters, CallOutcome::Panic, took);
             let what = panic
                 .downcast_ref::<&str>()
                 .map(|s| s.to_string())

@@ -21,6 +21,7 @@ mod dispatch;
 pub(crate) mod events;
 mod handle;
 pub(crate) mod link;
+mod meters;
 mod publish;
 mod registry;
 mod replay;

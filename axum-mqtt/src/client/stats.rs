@@ -1,6 +1,10 @@
 //! Counters of one client: bumped by the tasks, read as a [`Stats`] snapshot.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use super::meters::{Meters, RouteMeters};
+use crate::message::QoS;
 
 /// Counters of one client, for metrics.
 ///
@@ -12,6 +16,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// ```
 ///
 /// New counters may be added: the struct is `#[non_exhaustive]`, read its fields.
+///
+/// # Metrics
+///
+/// With the `metrics` feature (on by default) the client also emits these measurements through the
+/// [`metrics`](https://docs.rs/metrics) facade, so the exporter an application installed picks them
+/// up (the app uses `metrics-exporter-prometheus`). Handles are registered when the client starts:
+/// install the recorder before [`MqttBuilder::start`](crate::MqttBuilder::start).
+///
+#[doc = include_str!("../docs/metrics.md")]
 ///
 /// ```compile_fail,E0639
 /// let s = axum_mqtt::Stats { received: 0, handled: 0, rejected: 0, handler_errors: 0,
@@ -38,25 +51,86 @@ pub struct Stats {
     pub events_dropped: u64,
 }
 
-#[derive(Default)]
+/// The counts behind [`Stats`], and the same events through the `metrics` facade.
 pub(crate) struct Counters {
-    pub received: AtomicU64,
-    pub handled: AtomicU64,
-    pub rejected: AtomicU64,
-    pub handler_errors: AtomicU64,
-    pub handler_panics: AtomicU64,
-    pub stream_dropped: AtomicU64,
-    pub published: AtomicU64,
-    pub events_dropped: AtomicU64,
+    received: AtomicU64,
+    handled: AtomicU64,
+    rejected: AtomicU64,
+    handler_errors: AtomicU64,
+    handler_panics: AtomicU64,
+    stream_dropped: AtomicU64,
+    published: AtomicU64,
+    events_dropped: AtomicU64,
+    pub meters: Meters,
+}
+
+fn bump(c: &AtomicU64) {
+    c.fetch_add(1, Ordering::Relaxed);
+}
+
+/// How one handler call ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CallOutcome {
+    Handled,
+    Rejected,
+    Error,
+    Panic,
 }
 
 impl Counters {
-    pub fn bump(c: &AtomicU64) {
-        c.fetch_add(1, Ordering::Relaxed);
+    pub fn new(client_id: &str) -> Self {
+        Counters {
+            received: AtomicU64::new(0),
+            handled: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
+            handler_errors: AtomicU64::new(0),
+            handler_panics: AtomicU64::new(0),
+            stream_dropped: AtomicU64::new(0),
+            published: AtomicU64::new(0),
+            events_dropped: AtomicU64::new(0),
+            meters: Meters::new(client_id),
+        }
     }
-}
 
-impl Counters {
+    pub fn received(&self, qos: QoS) {
+        bump(&self.received);
+        self.meters.received(qos).increment(1);
+    }
+
+    pub fn published(&self, qos: QoS) {
+        bump(&self.published);
+        self.meters.published(qos).increment(1);
+    }
+
+    pub fn stream_dropped(&self) {
+        bump(&self.stream_dropped);
+        self.meters.stream_dropped.increment(1);
+    }
+
+    pub fn events_dropped(&self) {
+        bump(&self.events_dropped);
+        self.meters.events_dropped.increment(1);
+    }
+
+    /// One handler call of a route, and how long it took.
+    pub fn call(&self, route: &RouteMeters, outcome: CallOutcome, took: Duration) {
+        let (total, meter) = match outcome {
+            CallOutcome::Handled => (&self.handled, &route.handled),
+            CallOutcome::Rejected => (&self.rejected, &route.rejected),
+            CallOutcome::Error => (&self.handler_errors, &route.error),
+            CallOutcome::Panic => (&self.handler_panics, &route.panic),
+        };
+        bump(total);
+        meter.increment(1);
+        route.duration.record(took.as_secs_f64());
+    }
+
+    /// A rejection handler panicked (counted with the handler panics).
+    pub fn rejection_handler_panicked(&self, route: &RouteMeters) {
+        bump(&self.handler_panics);
+        route.panic.increment(1);
+    }
+
     /// A snapshot of every counter.
     pub fn snapshot(&self) -> Stats {
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);

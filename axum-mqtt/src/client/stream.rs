@@ -31,7 +31,7 @@ impl Slot {
     pub fn offer(&self, msg: &Message, counters: &Counters) {
         if self.pattern.matches(msg.topic()).is_some() && self.tx.try_send(msg.clone()).is_err() {
             self.dropped.fetch_add(1, Ordering::Relaxed);
-            Counters::bump(&counters.stream_dropped);
+            counters.stream_dropped();
         }
     }
 }

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use super::meters::{Meters, RouteMeters};
 use crate::extract::MqttRequest;
 use crate::message::Message;
 use crate::router::{BoundRoute, RejectionHandler, Route};
@@ -13,7 +14,7 @@ use crate::Router;
 #[derive(Clone)]
 pub(crate) struct RouteTable {
     routes: Vec<TableRoute>,
-    pub fallback: Option<Route>,
+    pub fallback: Option<(Route, RouteMeters)>,
     pub on_rejection: Option<RejectionHandler>,
     /// Route ids by filter; catch-all routes are listed apart.
     index: Arc<FilterIndex>,
@@ -25,10 +26,11 @@ struct TableRoute {
     pattern: Option<TopicPattern>,
     route: Route,
     ack_after: bool,
+    meters: RouteMeters,
 }
 
 impl RouteTable {
-    pub fn new(router: Router) -> Self {
+    pub fn new(router: Router, meters: &Meters) -> Self {
         let bound = router.bind();
         let routes: Vec<TableRoute> = bound
             .routes
@@ -39,6 +41,7 @@ impl RouteTable {
                      route,
                      ack_after,
                  }| TableRoute {
+                    meters: meters.route(pattern.as_ref().map_or("(on_message)", |p| p.as_str())),
                     pattern,
                     route,
                     ack_after,
@@ -55,7 +58,7 @@ impl RouteTable {
         }
         RouteTable {
             routes,
-            fallback: bound.fallback,
+            fallback: bound.fallback.map(|f| (f, meters.route("(fallback)"))),
             on_rejection: bound.on_rejection,
             index: Arc::new(index),
             catch_all: Arc::new(catch_all),
@@ -95,6 +98,7 @@ impl RouteTable {
         Some(Matched {
             req: MqttRequest::with(msg.clone(), params, client),
             route: &mut r.route,
+            meters: &r.meters,
             ack_after: r.ack_after,
             by_pattern,
             on_rejection: self.on_rejection.as_ref(),
@@ -106,6 +110,7 @@ impl RouteTable {
 pub(crate) struct Matched<'a> {
     pub req: MqttRequest,
     pub route: &'a mut Route,
+    pub meters: &'a RouteMeters,
     /// The route acknowledges after handling.
     pub ack_after: bool,
     /// A filter route (not a catch-all): the message counts as routed, so no fallback.

@@ -63,10 +63,14 @@ impl ApiError {
     }
 }
 
+/// The JSON body of an error answer.
+pub(crate) fn body(e: &ApiError) -> serde_json::Value {
+    json!({"code": 1, "kind": e.kind, "error": e.message})
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({"code": 1, "kind": self.kind, "error": self.message});
-        (self.status, Json(body)).into_response()
+        (self.status, Json(body(&self))).into_response()
     }
 }
 

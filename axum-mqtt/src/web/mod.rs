@@ -28,12 +28,14 @@
 //! ```
 
 mod error;
+#[cfg(feature = "openapi")]
+mod openapi;
 mod publish;
 mod request;
 mod sse;
 
 pub use error::ApiError;
-pub use publish::{publish, PublishEndpoint};
+pub use publish::{publish, PublishEndpoint, PublishResponse};
 pub use request::PublishRequest;
 pub use sse::{sse, MessageJson, PropertiesJson};
 

@@ -9,11 +9,43 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bytes::Bytes;
-use serde_json::json;
 
 use super::{ApiError, PublishRequest};
 use crate::topic::TopicPattern;
 use crate::{Error, Mqtt, Published};
+
+/// The answer to an acknowledged publish: `{"code": 0, "mid": N}`.
+///
+/// ```
+/// let ok = axum_mqtt::web::PublishResponse::new(7);
+/// assert_eq!(serde_json::to_value(&ok).unwrap(), serde_json::json!({"code": 0, "mid": 7}));
+/// assert_eq!(ok.mid(), 7);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PublishResponse {
+    code: u8,
+    mid: u16,
+}
+
+impl PublishResponse {
+    /// The answer for packet id `mid` (0 for QoS 0).
+    ///
+    /// ```
+    /// assert_eq!(axum_mqtt::web::PublishResponse::new(0).mid(), 0);
+    /// ```
+    pub fn new(mid: u16) -> Self {
+        PublishResponse { code: 0, mid }
+    }
+
+    /// The MQTT packet id of the acknowledged publish (0 for QoS 0).
+    ///
+    /// ```
+    /// assert_eq!(axum_mqtt::web::PublishResponse::new(3).mid(), 3);
+    /// ```
+    pub fn mid(&self) -> u16 {
+        self.mid
+    }
+}
 
 /// `POST /publish` with settings: an allow-list of topics, the ack timeout, the largest payload.
 ///
@@ -157,7 +189,7 @@ impl PublishEndpoint {
     /// ```
     pub async fn handle(&self, mqtt: &Mqtt, body: &[u8]) -> Response {
         match self.publish(mqtt, body).await {
-            Ok(ack) => Json(json!({"code": 0, "mid": ack.mid})).into_response(),
+            Ok(ack) => Json(PublishResponse::new(ack.mid)).into_response(),
             Err(e) => e.into_response(),
         }
     }

@@ -183,6 +183,18 @@ struct Fields {
     user_properties: Option<Value>,
 }
 
+/// Every key a request body may hold (the OpenAPI schema lists the same, a test checks).
+#[cfg_attr(not(all(test, feature = "openapi")), allow(dead_code))]
+pub(crate) const KEYS: [&str; 7] = [
+    "topic",
+    "msg",
+    "payload",
+    "payload_base64",
+    "qos",
+    "retain",
+    "user_properties",
+];
+
 #[derive(Clone, Copy)]
 enum Key {
     Topic,

@@ -20,6 +20,7 @@ use crate::{Message, Properties, QoS};
 /// assert!(j.properties.is_none());
 /// ```
 #[derive(Debug, Clone, Serialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MessageJson {
     /// Topic.
     pub topic: String,
@@ -53,6 +54,7 @@ pub struct MessageJson {
 /// assert_eq!(json["properties"], serde_json::json!({"user_properties": [["k", "v"]], "correlation_data_base64": "/w=="}));
 /// ```
 #[derive(Debug, Clone, Serialize, PartialEq, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[non_exhaustive]
 pub struct PropertiesJson {
     /// MIME type of the payload.

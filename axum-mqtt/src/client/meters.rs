@@ -1,0 +1,333 @@
+//! The client's measurements through the [`metrics`](https://docs.rs/metrics) facade (feature
+//! `metrics`), so whatever exporter the application installed (Prometheus, StatsD, OpenTelemetry)
+//! picks them up. [`Stats`](super::Stats) keeps the same counts without any recorder.
+//!
+//! Handles are registered once per client (and per route) when the client starts, so the hot path
+//! is an increment on a handle, not a registry lookup: install the recorder before
+//! [`MqttBuilder::start`](super::MqttBuilder::start). Without the feature the handles are no-ops.
+
+use crate::message::QoS;
+
+/// One row of the metrics table: what the exporter shows and what `docs/metrics.md` documents.
+#[cfg_attr(not(test), allow(dead_code))] // `labels` and the kind's name are read by the docs test
+pub(crate) struct MetricDoc {
+    pub name: &'static str,
+    pub kind: Kind,
+    pub labels: &'static str,
+    pub help: &'static str,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(not(any(test, feature = "metrics")), allow(dead_code))]
+pub(crate) enum Kind {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
+impl Kind {
+    #[cfg_attr(not(test), allow(dead_code))]
+    fn as_str(self) -> &'static str {
+        match self {
+            Kind::Counter => "counter",
+            Kind::Gauge => "gauge",
+            Kind::Histogram => "histogram",
+        }
+    }
+}
+
+const RECEIVED: &str = "mqtt_messages_received_total";
+const PUBLISHED: &str = "mqtt_messages_published_total";
+const CALLS: &str = "mqtt_handler_calls_total";
+const DURATION: &str = "mqtt_handler_duration_seconds";
+const QUEUED: &str = "mqtt_handler_queue_depth";
+const INFLIGHT: &str = "mqtt_publishes_inflight";
+const CONNECTED: &str = "mqtt_connected";
+const CONNECTS: &str = "mqtt_connects_total";
+const RECONNECTS: &str = "mqtt_reconnects_total";
+const LOST: &str = "mqtt_connection_lost_total";
+const STREAM_DROPPED: &str = "mqtt_stream_dropped_total";
+const EVENTS_DROPPED: &str = "mqtt_events_dropped_total";
+
+/// Every metric the library emits. `client` is the MQTT client id (one value per client in the
+/// process); `route` is the route's pattern as written, `(on_message)` or `(fallback)`, so the label
+/// sets stay as small as the router.
+#[cfg_attr(not(any(test, feature = "metrics")), allow(dead_code))]
+pub(crate) const TABLE: &[MetricDoc] = &[
+    MetricDoc {
+        name: RECEIVED,
+        kind: Kind::Counter,
+        labels: "client, qos",
+        help: "Messages received from the broker.",
+    },
+    MetricDoc {
+        name: PUBLISHED,
+        kind: Kind::Counter,
+        labels: "client, qos",
+        help: "Publishes the broker acknowledged (QoS 0: written to the socket).",
+    },
+    MetricDoc {
+        name: CALLS,
+        kind: Kind::Counter,
+        labels: "client, route, outcome",
+        help: "Handler calls by outcome: handled, rejected (extraction failed), error, panic.",
+    },
+    MetricDoc {
+        name: DURATION,
+        kind: Kind::Histogram,
+        labels: "client, route",
+        help: "Time a handler call took, extraction included, whatever its outcome.",
+    },
+    MetricDoc {
+        name: QUEUED,
+        kind: Kind::Gauge,
+        labels: "client",
+        help: "Messages waiting in the handler lanes (bounded by HANDLER_CONCURRENCY x HANDLER_QUEUE).",
+    },
+    MetricDoc {
+        name: INFLIGHT,
+        kind: Kind::Gauge,
+        labels: "client",
+        help: "QoS 1 and 2 publishes sent and not yet acknowledged by the broker.",
+    },
+    MetricDoc {
+        name: CONNECTED,
+        kind: Kind::Gauge,
+        labels: "client",
+        help: "1 while connected to the broker, else 0.",
+    },
+    MetricDoc {
+        name: CONNECTS,
+        kind: Kind::Counter,
+        labels: "client",
+        help: "Accepted connections (CONNACK), the first one included.",
+    },
+    MetricDoc {
+        name: RECONNECTS,
+        kind: Kind::Counter,
+        labels: "client",
+        help: "Accepted connections after the first one.",
+    },
+    MetricDoc {
+        name: LOST,
+        kind: Kind::Counter,
+        labels: "client",
+        help: "Connections lost (or refused) and retried.",
+    },
+    MetricDoc {
+        name: STREAM_DROPPED,
+        kind: Kind::Counter,
+        labels: "client",
+        help: "Messages a slow MessageStream reader missed.",
+    },
+    MetricDoc {
+        name: EVENTS_DROPPED,
+        kind: Kind::Counter,
+        labels: "client",
+        help: "Callback events dropped because callbacks fell behind.",
+    },
+];
+
+/// The documentation table, as `docs/metrics.md` holds it (a test keeps the two equal).
+#[cfg(test)]
+fn markdown() -> String {
+    let mut out = String::from("| Metric | Type | Labels | Meaning |\n|---|---|---|---|\n");
+    for m in TABLE {
+        out.push_str(&format!(
+            "| `{}` | {} | {} | {} |\n",
+            m.name,
+            m.kind.as_str(),
+            m.labels,
+            m.help
+        ));
+    }
+    out
+}
+
+#[cfg(feature = "metrics")]
+use metrics::{Counter, Gauge, Histogram};
+
+#[cfg(feature = "metrics")]
+fn describe() {
+    for m in TABLE {
+        let unit = (m.name == DURATION).then_some(metrics::Unit::Seconds);
+        match (m.kind, unit) {
+            (Kind::Counter, _) => metrics::describe_counter!(m.name, m.help),
+            (Kind::Gauge, _) => metrics::describe_gauge!(m.name, m.help),
+            (Kind::Histogram, Some(u)) => metrics::describe_histogram!(m.name, u, m.help),
+            (Kind::Histogram, None) => metrics::describe_histogram!(m.name, m.help),
+        }
+    }
+}
+
+#[cfg(feature = "metrics")]
+fn counter(name: &'static str, labels: &[(&'static str, String)]) -> Counter {
+    metrics::counter!(name, labels)
+}
+
+#[cfg(feature = "metrics")]
+fn gauge(name: &'static str, labels: &[(&'static str, String)]) -> Gauge {
+    metrics::gauge!(name, labels)
+}
+
+#[cfg(feature = "metrics")]
+fn histogram(name: &'static str, labels: &[(&'static str, String)]) -> Histogram {
+    metrics::histogram!(name, labels)
+}
+
+/// Without the `metrics` feature: handles that do nothing, so the code that bumps them is the same.
+#[cfg(not(feature = "metrics"))]
+mod noop {
+    #[derive(Clone, Default)]
+    pub struct Counter;
+    impl Counter {
+        pub fn increment(&self, _: u64) {}
+    }
+    #[derive(Clone, Default)]
+    pub struct Gauge;
+    impl Gauge {
+        pub fn set(&self, _: f64) {}
+        pub fn increment(&self, _: f64) {}
+        pub fn decrement(&self, _: f64) {}
+    }
+    #[derive(Clone, Default)]
+    pub struct Histogram;
+    impl Histogram {
+        pub fn record(&self, _: f64) {}
+    }
+}
+#[cfg(not(feature = "metrics"))]
+use noop::{Counter, Gauge, Histogram};
+
+#[cfg(not(feature = "metrics"))]
+fn describe() {}
+#[cfg(not(feature = "metrics"))]
+fn counter(_: &'static str, _: &[(&'static str, String)]) -> Counter {
+    Counter
+}
+#[cfg(not(feature = "metrics"))]
+fn gauge(_: &'static str, _: &[(&'static str, String)]) -> Gauge {
+    Gauge
+}
+#[cfg(not(feature = "metrics"))]
+fn histogram(_: &'static str, _: &[(&'static str, String)]) -> Histogram {
+    Histogram
+}
+
+/// The client-wide handles.
+pub(crate) struct Meters {
+    client: String,
+    received: [Counter; 3],
+    published: [Counter; 3],
+    pub queued: Gauge,
+    pub inflight: Gauge,
+    pub connected: Gauge,
+    pub connects: Counter,
+    pub reconnects: Counter,
+    pub lost: Counter,
+    pub stream_dropped: Counter,
+    pub events_dropped: Counter,
+}
+
+impl Meters {
+    pub fn new(client: &str) -> Self {
+        describe();
+        let c = || vec![("client", client.to_string())];
+        let by_qos = |name| {
+            [0u8, 1, 2].map(|q| {
+                counter(
+                    name,
+                    &[("client", client.to_string()), ("qos", q.to_string())],
+                )
+            })
+        };
+        Meters {
+            client: client.to_string(),
+            received: by_qos(RECEIVED),
+            published: by_qos(PUBLISHED),
+            queued: gauge(QUEUED, &c()),
+            inflight: gauge(INFLIGHT, &c()),
+            connected: gauge(CONNECTED, &c()),
+            connects: counter(CONNECTS, &c()),
+            reconnects: counter(RECONNECTS, &c()),
+            lost: counter(LOST, &c()),
+            stream_dropped: counter(STREAM_DROPPED, &c()),
+            events_dropped: counter(EVENTS_DROPPED, &c()),
+        }
+    }
+
+    pub fn received(&self, qos: QoS) -> &Counter {
+        &self.received[qos as usize]
+    }
+
+    pub fn published(&self, qos: QoS) -> &Counter {
+        &self.published[qos as usize]
+    }
+
+    /// The handles of one route, labelled with its pattern.
+    pub fn route(&self, route: &str) -> RouteMeters {
+        let l = |outcome: &'static str| {
+            counter(
+                CALLS,
+                &[
+                    ("client", self.client.clone()),
+                    ("route", route.to_string()),
+                    ("outcome", outcome.to_string()),
+                ],
+            )
+        };
+        RouteMeters {
+            handled: l("handled"),
+            rejected: l("rejected"),
+            error: l("error"),
+            panic: l("panic"),
+            duration: histogram(
+                DURATION,
+                &[
+                    ("client", self.client.clone()),
+                    ("route", route.to_string()),
+                ],
+            ),
+        }
+    }
+}
+
+/// The handles of one route (cloned into every lane: clones share the same series).
+#[derive(Clone)]
+pub(crate) struct RouteMeters {
+    pub handled: Counter,
+    pub rejected: Counter,
+    pub error: Counter,
+    pub panic: Counter,
+    pub duration: Histogram,
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_docs_table_is_current() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/src/docs/metrics.md");
+        let want = super::markdown();
+        if std::env::var_os("UPDATE_DOCS").is_some() {
+            std::fs::write(path, &want).unwrap();
+        }
+        let have = std::fs::read_to_string(path).unwrap_or_default();
+        assert_eq!(
+            have, want,
+            "src/docs/metrics.md is stale: rerun with UPDATE_DOCS=1"
+        );
+    }
+
+    #[test]
+    fn names_follow_prometheus_conventions() {
+        for m in super::TABLE {
+            assert!(m.name.starts_with("mqtt_"), "{}", m.name);
+            assert_eq!(
+                m.name.ends_with("_total"),
+                m.kind == super::Kind::Counter,
+                "{}: counters and only counters end in _total",
+                m.name
+            );
+        }
+    }
+}
