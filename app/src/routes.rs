@@ -1,5 +1,5 @@
-//! The routes: `/publish`, `/api/*`, `/events`, `/healthz`, `/metrics`, `/ws`, `/openapi.json`, the
-//! page and its assets; the Host check in front of all but `/healthz`, the token guard on the API,
+//! The routes: `/publish`, `/api/*`, `/events`, `/healthz`, `/metrics`, `/ws`, `/openapi.json`,
+//! `/asyncapi.json`, the page and its assets; the Host check in front of all but `/healthz`, the token guard on the API,
 //! and the request timeout on all but the long-lived `/ws` and `/events`.
 
 use std::sync::Arc;
@@ -16,7 +16,7 @@ use tower::ServiceBuilder;
 
 use crate::host::{self, AllowedHosts};
 use crate::state::AppState;
-use crate::{api, assets, guard, openapi, ws};
+use crate::{api, assets, asyncapi, guard, openapi, ws};
 
 /// All routes, with their checks and limits.
 pub fn router(state: AppState, hosts: Arc<AllowedHosts>, request_timeout: Duration) -> Router {
@@ -46,6 +46,7 @@ pub fn router(state: AppState, hosts: Arc<AllowedHosts>, request_timeout: Durati
         .route("/assets/vendor/{name}", get(assets::vendor_file))
         .route("/healthz", get(web::health))
         .route("/openapi.json", get(openapi::document))
+        .route("/asyncapi.json", get(asyncapi::document))
         .route_layer(timeout)
         .merge(guarded)
         .fallback(not_found)

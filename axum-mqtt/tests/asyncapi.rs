@@ -30,10 +30,9 @@ fn operation<'a>(doc: &'a Value, id: &str) -> &'a Value {
     o
 }
 
-#[test]
-fn one_channel_per_route_with_parameters_qos_and_payloads() {
+fn sample() -> Router {
     let svc = tower::service_fn(|_req: MqttRequest| async { Ok::<_, std::io::Error>(()) });
-    let router: Router = Router::new()
+    Router::new()
         .route_json(
             "sensors/{device}/temperature",
             RouteOptions::new().qos(QoS::ExactlyOnce),
@@ -46,8 +45,12 @@ fn one_channel_per_route_with_parameters_qos_and_payloads() {
             || async {},
         )
         .route_service("svc", RouteOptions::new(), svc)
-        .fallback(|| async {});
-    let doc = router.asyncapi("Sensors", "1.2.3");
+        .fallback(|| async {})
+}
+
+#[test]
+fn one_channel_per_route_with_parameters_qos_and_payloads() {
+    let doc = sample().asyncapi("Sensors", "1.2.3");
 
     assert_eq!(doc["asyncapi"], "3.0.0");
     assert_eq!(doc["info"], json!({"title": "Sensors", "version": "1.2.3"}));
@@ -163,4 +166,33 @@ fn same_pattern_twice_gets_two_channels() {
     assert_eq!(channel(&doc, "a.b")["address"], "a/b");
     assert_eq!(channel(&doc, "a.b-2")["address"], "a/b");
     assert!(doc.get("components").is_none());
+}
+
+/// Written for CI's run of the official parser (`app/e2e/asyncapi-validate.mjs`, see `.ci/run`):
+/// a shared router with every kind of route, a named JSON type, a nested one and a `Vec`.
+#[test]
+fn writes_a_document_for_the_official_parser() {
+    #[derive(serde::Deserialize, schemars::JsonSchema)]
+    #[allow(dead_code)]
+    struct Batch {
+        readings: Vec<Reading>,
+        source: Source,
+    }
+    #[derive(serde::Deserialize, schemars::JsonSchema)]
+    #[allow(dead_code)]
+    enum Source {
+        Sensor { id: u32 },
+        Manual,
+    }
+    async fn batch(Json(_b): Json<Batch>) {}
+    async fn many(Json(_r): Json<Vec<Reading>>) {}
+    let router = sample()
+        .route_json("batches/{site}", RouteOptions::new(), batch)
+        .route_json("many", RouteOptions::new(), many)
+        .shared("workers");
+    let doc = router.asyncapi("axum-mqtt test router", "0.1.0");
+    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("asyncapi-router.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&doc).unwrap()).unwrap();
+    assert!(doc["components"]["schemas"]["Batch"].is_object());
+    assert!(doc["components"]["schemas"]["Source"].is_object());
 }
