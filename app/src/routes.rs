@@ -1,6 +1,6 @@
 //! The routes: `/publish`, `/api/*`, `/events`, `/healthz`, `/metrics`, `/ws`, `/openapi.json`,
-//! `/asyncapi.json`, the page and its assets; the Host check in front of all but `/healthz`, the token guard on the API,
-//! and the request timeout on all but the long-lived `/ws` and `/events`.
+//! `/asyncapi.json`, the page and its assets; the Host check in front of all but `/healthz`, the
+//! token guard on the API, and the request timeout on all but the long-lived `/ws` and `/events`.
 
 use std::sync::Arc;
 use std::time::Duration;
