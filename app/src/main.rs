@@ -6,6 +6,7 @@ mod addr;
 mod allow;
 mod api;
 mod assets;
+mod asyncapi;
 mod cli;
 mod guard;
 mod host;

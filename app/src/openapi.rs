@@ -117,6 +117,7 @@ mod tests {
             "/healthz",
             "/metrics",
             "/openapi.json",
+            "/asyncapi.json",
             "/",
         ] {
             assert!(v["paths"].get(p).is_some(), "{p} is not documented");

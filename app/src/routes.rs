@@ -1,6 +1,6 @@
-//! The routes: `/publish`, `/api/*`, `/events`, `/healthz`, `/metrics`, `/ws`, `/openapi.json`, the
-//! page and its assets; the Host check in front of all but `/healthz`, the token guard on the API,
-//! and the request timeout on all but the long-lived `/ws` and `/events`.
+//! The routes: `/publish`, `/api/*`, `/events`, `/healthz`, `/metrics`, `/ws`, `/openapi.json`,
+//! `/asyncapi.json`, the page and its assets; the Host check in front of all but `/healthz`, the
+//! token guard on the API, and the request timeout on all but the long-lived `/ws` and `/events`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,7 +21,7 @@ use utoipa_axum::routes;
 use crate::host::{self, AllowedHosts};
 use crate::openapi::{ApiDoc, Document};
 use crate::state::AppState;
-use crate::{api, assets, guard, ws};
+use crate::{api, assets, asyncapi, guard, ws};
 
 /// All routes, with their checks and limits.
 pub fn router(state: AppState, hosts: Arc<AllowedHosts>, request_timeout: Duration) -> Router {
@@ -83,6 +83,7 @@ fn open() -> OpenApiRouter<AppState> {
         .route("/assets/{name}", get(assets::file))
         .route("/assets/vendor/{name}", get(assets::vendor_file))
         .routes(routes!(api::healthz))
+        .routes(routes!(asyncapi::document))
 }
 
 /// The whole document as [`router`] builds it (for tests).

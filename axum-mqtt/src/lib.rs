@@ -2,6 +2,8 @@
 #![deny(missing_docs)]
 #![cfg_attr(not(test), warn(clippy::print_stdout, clippy::dbg_macro))]
 
+#[cfg(feature = "asyncapi")]
+pub mod asyncapi;
 mod client;
 mod config;
 mod error;

@@ -1,8 +1,47 @@
-//! Real brokers for axum-mqtt's tests and benchmarks.
+//! Test [axum-mqtt](https://docs.rs/axum-mqtt) handlers end to end against a real MQTT broker,
+//! without installing one: what axum-test does for HTTP handlers and FastStream's `TestBroker` for
+//! MQTT, here with the real protocol on a loopback port.
+//!
+//! [`TestBroker::start`] starts an embedded broker (rmqtt, through
+//! [axum-mqtt-broker](https://docs.rs/axum-mqtt-broker): MQTT 3.1.1 and 5 on one TCP port, plus
+//! WebSocket) on ports the kernel chose, with a client of its own. [`TestBroker::config`] points
+//! the app under test at it, and [`TestBroker::start_app`] starts the app and returns once its
+//! routes are subscribed; [`TestBroker::publish`] sends what a device would send, and
+//! [`TestBroker::subscribe`] + [`Subscription::next_message`] wait, with a timeout, for what the
+//! handlers publish. Every failure is a [`TestError`] that says what was waited for.
+//!
+//! ```
+//! use std::time::Duration;
+//! use axum_mqtt::{extract::Text, Mqtt, Router};
+//! use axum_mqtt_testkit::TestBroker;
+//!
+//! async fn echo(mqtt: Mqtt, Text(t): Text) -> Result<(), axum_mqtt::Error> {
+//!     mqtt.publish("echo/out", t.to_uppercase()).await?;
+//!     Ok(())
+//! }
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     let broker = TestBroker::start().await?;
+//!     let routes = Router::new().route("echo/in", echo);
+//!     let _app = broker.start_app(Mqtt::builder(broker.config()).router(routes)).await?;
+//!
+//!     let mut out = broker.subscribe("echo/out").await?;
+//!     broker.publish("echo/in", "hello").await?;
+//!     assert_eq!(out.next_message(Duration::from_secs(5)).await?.payload_str(), Some("HELLO"));
+//!     Ok(())
+//! }
+//! ```
+//!
+//! In a test, the same reads `#[tokio::test] async fn echo_shouts() -> Result<(), Box<dyn Error>>`.
+//!
+//! ## Helpers of axum-mqtt's own test suite
+//!
+//! Also here, and usable by anyone, at the price of panicking instead of returning errors:
 //!
 //! * [`embedded`]: one in-process rmqtt broker per test binary (MQTT 3.1.1 and 5 on one TCP port,
-//!   plus WebSocket), on ports the kernel chose (port 0). Tests share it and use unique topics.
-//!   [`broker`] starts a private one that a test can stop.
+//!   plus WebSocket), on ports the kernel chose (port 0). Tests share it and use [`unique`]
+//!   topics. [`broker`] starts a private one that a test can stop.
 //! * [`Mosquitto`]: a Mosquitto child process per test, with a generated config, that a test can stop,
 //!   kill, pause and restart on the same ports.
 //! * [`TestPki`]: a CA, a server certificate for `localhost`/`127.0.0.1` and a client certificate,
@@ -15,6 +54,7 @@
 //!
 //! Mosquitto tests skip when the binary is missing, unless `AXUM_MQTT_REQUIRE_MOSQUITTO=1`.
 #![deny(missing_docs)]
+#![cfg_attr(not(test), warn(clippy::print_stdout, clippy::dbg_macro))]
 
 use std::fmt::Write as _;
 use std::io::Read;
@@ -25,7 +65,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+mod test_broker;
+
 pub use axum_mqtt_broker::{BrokerConfig, EmbeddedBroker};
+pub use test_broker::{Subscription, TestBroker, TestError};
 
 /// `127.0.0.1:0`: a loopback address whose port the kernel chooses when it is bound.
 pub const ANY_LOOPBACK: SocketAddr =

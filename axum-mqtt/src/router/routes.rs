@@ -12,6 +12,17 @@ use crate::message::{Message, QoS};
 use crate::topic::TopicPattern;
 use crate::Error;
 
+#[cfg(feature = "asyncapi")]
+use crate::asyncapi::PayloadDoc;
+/// Without the `asyncapi` feature no payload is described.
+#[cfg(not(feature = "asyncapi"))]
+#[derive(Clone, Copy)]
+struct PayloadDoc;
+#[cfg(not(feature = "asyncapi"))]
+impl PayloadDoc {
+    const BYTES: PayloadDoc = PayloadDoc;
+}
+
 type MakeRoute<S> = Arc<dyn Fn(S) -> Route + Send + Sync>;
 
 /// Called with every rejection (failed extraction) after it is logged and counted.
@@ -22,6 +33,8 @@ struct RouteDef<S> {
     /// `None`: a catch-all that sees every message and subscribes nothing.
     pattern: Option<TopicPattern>,
     opts: RouteOptions,
+    /// The payload for [`Router::asyncapi`].
+    payload: PayloadDoc,
     make: MakeRoute<S>,
 }
 
@@ -30,6 +43,7 @@ impl<S> Clone for RouteDef<S> {
         RouteDef {
             pattern: self.pattern.clone(),
             opts: self.opts,
+            payload: self.payload,
             make: self.make.clone(),
         }
     }
@@ -137,11 +151,91 @@ where
             Ok(p) => self.routes.push(RouteDef {
                 pattern: Some(p),
                 opts,
+                payload: PayloadDoc::BYTES,
                 make: handler_route(handler),
             }),
             Err(e) => self.errors.push(e),
         }
         self
+    }
+
+    /// Like [`route_with`](Self::route_with), for a handler taking a [`Json<T>`](crate::extract::Json)
+    /// argument, so that [`asyncapi`](Self::asyncapi) describes the payload with `T`'s JSON Schema
+    /// (cargo feature `asyncapi`; `T` derives `schemars::JsonSchema`).
+    ///
+    /// `T` is read from the handler's own signature, so the document cannot name another type
+    /// than the one the handler parses. Why a method of its own: `route` takes any handler, and
+    /// telling at compile time whether one of its arguments is a `Json<T>` (and then requiring
+    /// `T: JsonSchema`) would need specialization, which stable Rust lacks. A payload type declared
+    /// beside the handler instead (say `RouteOptions::payload::<T>()`) could silently disagree with
+    /// it. A handler without exactly one `Json<T>` argument does not compile here; add it with
+    /// `route` (its payload is then documented as bytes).
+    ///
+    /// ```
+    /// use axum_mqtt::{extract::{Json, Params}, router::RouteOptions, Router};
+    ///
+    /// #[derive(serde::Deserialize, schemars::JsonSchema)]
+    /// struct Reading { celsius: f64 }
+    ///
+    /// async fn temperature(Params(device): Params<String>, Json(r): Json<Reading>) {}
+    ///
+    /// let router: Router =
+    ///     Router::new().route_json("sensors/{device}/temperature", RouteOptions::new(), temperature);
+    /// assert_eq!(router.subscriptions()[0].0, "sensors/+/temperature");
+    /// ```
+    ///
+    /// ```compile_fail
+    /// # use axum_mqtt::{extract::Text, router::RouteOptions, Router};
+    /// async fn text(Text(t): Text) {}
+    /// let router: Router = Router::new().route_json("logs", RouteOptions::new(), text);
+    /// ```
+    #[cfg(feature = "asyncapi")]
+    pub fn route_json<H, X, T, I>(mut self, pattern: &str, opts: RouteOptions, handler: H) -> Self
+    where
+        H: Handler<X, S>,
+        X: crate::asyncapi::JsonArgs<T, I> + 'static,
+        T: schemars::JsonSchema,
+    {
+        let before = self.routes.len();
+        self = self.route_with(pattern, opts, handler);
+        if self.routes.len() > before {
+            if let Some(def) = self.routes.last_mut() {
+                def.payload = PayloadDoc::json::<T>();
+            }
+        }
+        self
+    }
+
+    /// This router's routes as an [AsyncAPI 3.0](https://www.asyncapi.com/docs/reference/specification/v3.0.0)
+    /// document (cargo feature `asyncapi`): one channel and one receive operation per route, with
+    /// the wildcards as channel parameters, the QoS as `bindings.mqtt.qos`, the shared group, and the
+    /// payload (JSON Schema for [`route_json`](Self::route_json) routes, bytes for the others).
+    /// [`crate::asyncapi`] describes the document in full.
+    ///
+    /// ```
+    /// use axum_mqtt::Router;
+    /// let router: Router = Router::new().route("logs/{*rest}", || async {});
+    /// let doc = router.asyncapi("Logs", "0.1.0");
+    /// assert_eq!(doc["asyncapi"], "3.0.0");
+    /// assert_eq!(doc["channels"]["logs.rest"]["address"], "logs/{rest}");
+    /// assert_eq!(doc["channels"]["logs.rest"]["messages"]["message"]["payload"]["format"], "binary");
+    /// ```
+    #[cfg(feature = "asyncapi")]
+    pub fn asyncapi(&self, title: &str, version: &str) -> serde_json::Value {
+        let group = self.shared_group.as_deref();
+        crate::asyncapi::document(
+            title,
+            version,
+            self.routes.iter().filter_map(|def| {
+                let pattern = def.pattern.as_ref()?;
+                Some(crate::asyncapi::RouteDoc {
+                    pattern,
+                    qos: def.opts.qos,
+                    payload: def.payload,
+                    subscription: subscription_filter(pattern, group),
+                })
+            }),
+        )
     }
 
     /// Routes to a tower service instead of a handler function. A service answering `()` counts
@@ -165,6 +259,7 @@ where
             Ok(p) => self.routes.push(RouteDef {
                 pattern: Some(p),
                 opts,
+                payload: PayloadDoc::BYTES,
                 make: Arc::new(move |_| {
                     Route::new(service.clone().map_response(|()| Outcome::Handled))
                 }),
@@ -183,6 +278,7 @@ where
         self.routes.push(RouteDef {
             pattern: None,
             opts: RouteOptions::default(),
+            payload: PayloadDoc::BYTES,
             make: handler_route(handler),
         });
         self
@@ -356,6 +452,7 @@ where
                 .map(|d| RouteDef {
                     pattern: d.pattern,
                     opts: d.opts,
+                    payload: d.payload,
                     make: bind(d.make),
                 })
                 .collect(),
@@ -375,15 +472,7 @@ where
         let mut out: Vec<(String, QoS)> = Vec::new();
         for def in &self.routes {
             let Some(p) = &def.pattern else { continue };
-            let filter = match (group, p.as_str().starts_with('$')) {
-                // `$share/…` given by hand and `$SYS/…` topics are subscribed as written.
-                (Some(g), false) => format!("$share/{g}/{}", p.filter()),
-                _ if p.as_str().starts_with("$share/") => {
-                    let (g, _) = crate::topic::split_share(p.as_str());
-                    format!("$share/{}/{}", g.unwrap_or_default(), p.filter())
-                }
-                _ => p.filter().to_string(),
-            };
+            let filter = subscription_filter(p, group);
             match out.iter_mut().find(|(f, _)| *f == filter) {
                 Some((_, q)) => *q = (*q).max(def.opts.qos),
                 None => out.push((filter, def.opts.qos)),
@@ -398,6 +487,19 @@ where
 
     pub(crate) fn shared_group(&self) -> Option<&str> {
         self.shared_group.as_deref()
+    }
+}
+
+/// The filter a route subscribes with, the shared group applied.
+fn subscription_filter(p: &TopicPattern, group: Option<&str>) -> String {
+    match (group, p.as_str().starts_with('$')) {
+        // `$share/…` given by hand and `$SYS/…` topics are subscribed as written.
+        (Some(g), false) => format!("$share/{g}/{}", p.filter()),
+        _ if p.as_str().starts_with("$share/") => {
+            let (g, _) = crate::topic::split_share(p.as_str());
+            format!("$share/{}/{}", g.unwrap_or_default(), p.filter())
+        }
+        _ => p.filter().to_string(),
     }
 }
 
