@@ -17,7 +17,11 @@ use crate::state::AppState;
     summary = "The app's MQTT side as AsyncAPI 3.0",
     description = "One channel per `--subscribe` route (QoS, payload) with the broker the app's client \
         uses as server.",
-    responses((status = 200, description = "AsyncAPI 3.0 document.", content_type = "application/json", body = Object))
+    security((), ("bearerAuth" = []), ("queryToken" = [])),
+    responses(
+        (status = 200, description = "AsyncAPI 3.0 document.", content_type = "application/json", body = Object),
+        crate::openapi::Guarded,
+    )
 )]
 pub async fn document(State(state): State<AppState>) -> Response {
     Json(describe(&state.subscriptions, &state.endpoints.broker)).into_response()

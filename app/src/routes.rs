@@ -66,6 +66,8 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(api::messages))
         .routes(routes!(api::info))
         .routes(routes!(api::metrics))
+        // Names the app's subscriptions and its broker, like /api/info: behind the token too.
+        .routes(routes!(asyncapi::document))
 }
 
 /// Guarded long-lived streams (no request timeout). `/ws` is described in the README: OpenAPI has no
@@ -83,7 +85,6 @@ fn open() -> OpenApiRouter<AppState> {
         .route("/assets/{name}", get(assets::file))
         .route("/assets/vendor/{name}", get(assets::vendor_file))
         .routes(routes!(api::healthz))
-        .routes(routes!(asyncapi::document))
 }
 
 /// The whole document as [`router`] builds it (for tests).

@@ -105,6 +105,7 @@ async fn every_route_but_healthz_refuses_a_foreign_host() {
         "/ws",
         "/metrics",
         "/openapi.json",
+        "/asyncapi.json",
         "/no-such-route",
     ] {
         let (status, v) = raw_http(port, "GET", path, &[("Host", &host)], "").await;

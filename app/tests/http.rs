@@ -231,7 +231,13 @@ async fn a_token_guards_the_api_and_the_websocket() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    for path in ["/api/messages", "/api/info", "/metrics", "/events?filter=a"] {
+    for path in [
+        "/api/messages",
+        "/api/info",
+        "/metrics",
+        "/asyncapi.json",
+        "/events?filter=a",
+    ] {
         assert_eq!(get(&app, path).await.0, 401, "{path}");
     }
     // The page, its assets, health and the API description stay open.
