@@ -71,7 +71,7 @@ fn schema_of<T: JsonSchema>(generator: &mut SchemaGenerator) -> Schema {
     generator.subschema_for::<T>()
 }
 
-/// A handler's argument list (the `T` of [`Handler<T, S>`](crate::router::Handler)) that contains
+/// A handler's argument list (the `T` of `router::Handler<T, S>`) that contains
 /// exactly one [`Json<P>`] argument: how [`Router::route_json`](crate::Router::route_json) learns
 /// the payload type `P` from the handler itself. `I` is the argument's position ([`At`]); both are
 /// inferred, you never name this trait.
