@@ -129,13 +129,32 @@ async fn lane(
         let mut ack_ok = true;
         table.matching(msg.topic(), &mut matching);
         for &i in &matching {
-            let Some(m) = table.request(i, &msg, mqtt.clone()) else {
-                continue;
-            };
-            matched |= m.by_pattern;
-            let ok = call(m.route, m.meters, m.req, &shared, m.on_rejection).await;
-            if m.ack_after && !ok {
-                ack_ok = false;
+            let mut run = 1;
+            loop {
+                let Some(m) = table.request(i, &msg, mqtt.clone()) else {
+                    break;
+                };
+                matched |= m.by_pattern;
+                let (ack_after, retry, meters) = (m.ack_after, m.retry, m.meters);
+                let outcome = call(m.route, m.meters, m.req, &shared, m.on_rejection).await;
+                let failed = matches!(outcome, CallOutcome::Error | CallOutcome::Panic);
+                if failed && run < retry.attempts {
+                    // In the lane: later messages of this topic wait, so their order holds.
+                    run += 1;
+                    shared.counters.retried(meters);
+                    tracing::info!(
+                        topic = msg.topic(),
+                        run,
+                        of = retry.attempts,
+                        "running the handler again"
+                    );
+                    tokio::time::sleep(retry.delay(run)).await;
+                    continue;
+                }
+                if ack_after && outcome != CallOutcome::Handled {
+                    ack_ok = false;
+                }
+                break;
             }
         }
         if ack_after {
@@ -165,14 +184,14 @@ async fn lane(
     }
 }
 
-/// Runs one route on one message; reports the outcome. Returns true when the handler succeeded.
+/// Runs one route on one message; counts and reports the outcome.
 async fn call(
     route: &mut Route,
     meters: &RouteMeters,
     req: MqttRequest,
     shared: &Shared,
     on_rejection: Option<&RejectionHandler>,
-) -> bool {
+) -> CallOutcome {
     let msg = req.message().clone();
     let run = async {
         let svc = route.ready().await?;
@@ -185,7 +204,7 @@ async fn call(
     match outcome {
         Ok(Ok(Outcome::Handled)) => {
             c.call(meters, CallOutcome::Handled, took);
-            true
+            CallOutcome::Handled
         }
         Ok(Ok(Outcome::Rejected(rejection))) => {
             c.call(meters, CallOutcome::Rejected, took);
@@ -196,12 +215,12 @@ async fn call(
                     c.rejection_handler_panicked(meters);
                 }
             }
-            false
+            CallOutcome::Rejected
         }
         Ok(Err(e)) => {
             c.call(meters, CallOutcome::Error, took);
             tracing::warn!(topic = msg.topic(), error = %e, "handler failed");
-            false
+            CallOutcome::Error
         }
         Err(panic) => {
             c.call(meters, CallOutcome::Panic, took);
@@ -211,7 +230,7 @@ async fn call(
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_default();
             tracing::error!(topic = msg.topic(), panic = %what, "handler panicked");
-            false
+            CallOutcome::Panic
         }
     }
 }

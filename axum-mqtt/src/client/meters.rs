@@ -40,6 +40,7 @@ const RECEIVED: &str = "mqtt_messages_received_total";
 const PUBLISHED: &str = "mqtt_messages_published_total";
 const CALLS: &str = "mqtt_handler_calls_total";
 const DURATION: &str = "mqtt_handler_duration_seconds";
+const RETRIES: &str = "mqtt_handler_retries_total";
 const QUEUED: &str = "mqtt_handler_queue_depth";
 const INFLIGHT: &str = "mqtt_publishes_inflight";
 const CONNECTED: &str = "mqtt_connected";
@@ -77,6 +78,12 @@ pub(crate) const TABLE: &[MetricDoc] = &[
         kind: Kind::Histogram,
         labels: "client, route",
         help: "Time a handler call took, extraction included, whatever its outcome.",
+    },
+    MetricDoc {
+        name: RETRIES,
+        kind: Kind::Counter,
+        labels: "client, route",
+        help: "Handler runs repeated after an error or a panic (RouteOptions::retry).",
     },
     MetricDoc {
         name: QUEUED,
@@ -281,6 +288,13 @@ impl Meters {
             rejected: l("rejected"),
             error: l("error"),
             panic: l("panic"),
+            retried: counter(
+                RETRIES,
+                &[
+                    ("client", self.client.clone()),
+                    ("route", route.to_string()),
+                ],
+            ),
             duration: histogram(
                 DURATION,
                 &[
@@ -299,6 +313,7 @@ pub(crate) struct RouteMeters {
     pub rejected: Counter,
     pub error: Counter,
     pub panic: Counter,
+    pub retried: Counter,
     pub duration: Histogram,
 }
 

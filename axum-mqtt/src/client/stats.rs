@@ -28,7 +28,7 @@ use crate::message::QoS;
 ///
 /// ```compile_fail,E0639
 /// let s = axum_mqtt::Stats { received: 0, handled: 0, rejected: 0, handler_errors: 0,
-///     handler_panics: 0, stream_dropped: 0, published: 0, events_dropped: 0 };
+///     handler_panics: 0, handler_retries: 0, stream_dropped: 0, published: 0, events_dropped: 0 };
 /// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
@@ -43,6 +43,10 @@ pub struct Stats {
     pub handler_errors: u64,
     /// Handler calls that panicked (the client keeps running).
     pub handler_panics: u64,
+    /// Handler runs repeated after an error or a panic
+    /// ([`RouteOptions::retry`](crate::router::RouteOptions::retry)); each run is also counted
+    /// as handled, an error or a panic.
+    pub handler_retries: u64,
     /// Messages a slow [`MessageStream`](crate::MessageStream) reader missed.
     pub stream_dropped: u64,
     /// Publishes acknowledged by the broker.
@@ -58,6 +62,7 @@ pub(crate) struct Counters {
     rejected: AtomicU64,
     handler_errors: AtomicU64,
     handler_panics: AtomicU64,
+    handler_retries: AtomicU64,
     stream_dropped: AtomicU64,
     published: AtomicU64,
     events_dropped: AtomicU64,
@@ -85,6 +90,7 @@ impl Counters {
             rejected: AtomicU64::new(0),
             handler_errors: AtomicU64::new(0),
             handler_panics: AtomicU64::new(0),
+            handler_retries: AtomicU64::new(0),
             stream_dropped: AtomicU64::new(0),
             published: AtomicU64::new(0),
             events_dropped: AtomicU64::new(0),
@@ -125,6 +131,12 @@ impl Counters {
         route.duration.record(took.as_secs_f64());
     }
 
+    /// A failed handler run is about to be repeated.
+    pub fn retried(&self, route: &RouteMeters) {
+        bump(&self.handler_retries);
+        route.retried.increment(1);
+    }
+
     /// A rejection handler panicked (counted with the handler panics).
     pub fn rejection_handler_panicked(&self, route: &RouteMeters) {
         bump(&self.handler_panics);
@@ -140,6 +152,7 @@ impl Counters {
             rejected: g(&self.rejected),
             handler_errors: g(&self.handler_errors),
             handler_panics: g(&self.handler_panics),
+            handler_retries: g(&self.handler_retries),
             stream_dropped: g(&self.stream_dropped),
             published: g(&self.published),
             events_dropped: g(&self.events_dropped),

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use super::meters::{Meters, RouteMeters};
 use crate::extract::MqttRequest;
 use crate::message::Message;
-use crate::router::{BoundRoute, RejectionHandler, Route};
+use crate::router::{BoundRoute, RejectionHandler, Retry, Route};
 use crate::topic::{FilterIndex, TopicPattern};
 use crate::Mqtt;
 use crate::Router;
@@ -26,6 +26,7 @@ struct TableRoute {
     pattern: Option<TopicPattern>,
     route: Route,
     ack_after: bool,
+    retry: Retry,
     meters: RouteMeters,
 }
 
@@ -40,11 +41,13 @@ impl RouteTable {
                      pattern,
                      route,
                      ack_after,
+                     retry,
                  }| TableRoute {
                     meters: meters.route(pattern.as_ref().map_or("(on_message)", |p| p.as_str())),
                     pattern,
                     route,
                     ack_after,
+                    retry,
                 },
             )
             .collect();
@@ -100,6 +103,7 @@ impl RouteTable {
             route: &mut r.route,
             meters: &r.meters,
             ack_after: r.ack_after,
+            retry: r.retry,
             by_pattern,
             on_rejection: self.on_rejection.as_ref(),
         })
@@ -113,6 +117,8 @@ pub(crate) struct Matched<'a> {
     pub meters: &'a RouteMeters,
     /// The route acknowledges after handling.
     pub ack_after: bool,
+    /// How often a failing handler runs.
+    pub retry: Retry,
     /// A filter route (not a catch-all): the message counts as routed, so no fallback.
     pub by_pattern: bool,
     pub on_rejection: Option<&'a RejectionHandler>,

@@ -38,6 +38,7 @@ pub(crate) mod routes;
 mod trace;
 
 pub use handler::{Handler, IntoHandlerResult};
+pub(crate) use options::Retry;
 pub use options::RouteOptions;
 pub use route::{Outcome, Route};
 pub use trace::{Trace, TraceLayer};

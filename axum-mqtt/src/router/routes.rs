@@ -520,6 +520,7 @@ pub(crate) struct BoundRoute {
     pub pattern: Option<TopicPattern>,
     pub route: Route,
     pub ack_after: bool,
+    pub retry: super::Retry,
 }
 
 /// A router with its state bound, taken apart for the dispatcher (see `client/table.rs`).
@@ -539,6 +540,7 @@ impl Router<()> {
                     pattern: d.pattern,
                     route: (d.make)(()),
                     ack_after: d.opts.ack_after,
+                    retry: d.opts.retry,
                 })
                 .collect(),
             fallback: self.fallback.map(|m| m(())),
