@@ -123,7 +123,7 @@ async fn layers_see_rejections_and_the_client_counts_them() {
             .unwrap();
     }
     assert_eq!(next(&mut rejected).await, "json_syntax");
-    let stats = wait_for(&mqtt, |s| s.handled + s.rejected + s.handler_errors >= 3).await;
+    let stats = wait_stats(&mqtt, |s| s.handled + s.rejected + s.handler_errors >= 3).await;
     assert_eq!(
         (stats.rejected, stats.handler_errors, stats.handled),
         (1, 1, 1)
@@ -139,21 +139,6 @@ async fn layers_see_rejections_and_the_client_counts_them() {
         Outcome::Rejected(Rejection::JsonSyntax { .. })
     ));
     assert_eq!(seen[1], Outcome::Handled);
-}
-
-async fn wait_for(mqtt: &Mqtt, done: impl Fn(&axum_mqtt::Stats) -> bool) -> axum_mqtt::Stats {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let s = mqtt.stats();
-        if done(&s) {
-            return s;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "stats never got there: {s:?}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
 }
 
 /// `Option<T>`: `None` for absent, a rejection for malformed.

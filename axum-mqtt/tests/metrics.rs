@@ -94,7 +94,7 @@ async fn known_traffic_shows_in_the_exporter() {
             .await
             .unwrap();
     }
-    let stats = wait_for(&mqtt, |s| {
+    let stats = wait_stats(&mqtt, |s| {
         s.handled + s.rejected + s.handler_errors + s.handler_panics >= 5
     })
     .await;
@@ -165,13 +165,10 @@ async fn a_lost_connection_and_a_reconnect_are_counted() {
     let mqtt = connected(Mqtt::builder(cfg)).await;
     let mut state = mqtt.watch_state();
     proxy.cut();
-    tokio::time::timeout(WAIT, async {
-        while !(state.borrow().connects == 2 && state.borrow().status == Status::Connected) {
-            state.changed().await.unwrap();
-        }
+    wait_state(&mut state, "the reconnect", |s| {
+        s.connects == 2 && s.status == Status::Connected
     })
-    .await
-    .expect("reconnected");
+    .await;
 
     let s = scrape();
     let c = [("client", id.as_str())];
@@ -179,19 +176,4 @@ async fn a_lost_connection_and_a_reconnect_are_counted() {
     assert_eq!(number(&s, "mqtt_reconnects_total", &c), 1.0);
     assert!(number(&s, "mqtt_connection_lost_total", &c) >= 1.0);
     assert_eq!(number(&s, "mqtt_connected", &c), 1.0);
-}
-
-async fn wait_for(mqtt: &Mqtt, done: impl Fn(&axum_mqtt::Stats) -> bool) -> axum_mqtt::Stats {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let s = mqtt.stats();
-        if done(&s) {
-            return s;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "stats never got there: {s:?}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
 }

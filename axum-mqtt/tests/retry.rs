@@ -99,7 +99,7 @@ async fn a_failing_handler_runs_again_in_order_and_is_acknowledged_once() {
         ["fail2:a", "fail2:a", "fail2:a", "b"],
         "three runs of the first message, and the second one waits for them"
     );
-    let s = wait_for(&worker, |s| s.handled >= 2).await;
+    let s = wait_stats(&worker, |s| s.handled >= 2).await;
     assert_eq!((s.handled, s.handler_errors, s.handler_retries), (2, 2, 2));
 
     // A barrier: the worker's acks were queued before this publish, on the same connection, so
@@ -111,13 +111,10 @@ async fn a_failing_handler_runs_again_in_order_and_is_acknowledged_once() {
         .unwrap();
     let mut state = worker.watch_state();
     proxy.cut();
-    tokio::time::timeout(WAIT, async {
-        while !(state.borrow().connects == 2 && state.borrow().status == Status::Connected) {
-            state.changed().await.unwrap();
-        }
+    wait_state(&mut state, "the reconnect", |s| {
+        s.connects == 2 && s.status == Status::Connected
     })
-    .await
-    .expect("reconnected");
+    .await;
     publisher
         .publish(topic.clone(), "c")
         .qos(QoS::AtLeastOnce)
@@ -180,12 +177,12 @@ async fn panics_are_retried_rejections_are_not_and_a_route_that_always_fails_goe
 
     send(format!("{t}/panics"), "p").await;
     assert_eq!([next(&mut runs).await, next(&mut runs).await], ["p", "p"]);
-    let s = wait_for(&mqtt, |s| s.handled >= 1).await;
+    let s = wait_stats(&mqtt, |s| s.handled >= 1).await;
     assert_eq!((s.handler_panics, s.handler_retries), (1, 1));
 
     // Not retried: the payload cannot become valid JSON by trying again.
     send(format!("{t}/json"), "not json").await;
-    let s = wait_for(&mqtt, |s| s.rejected >= 1).await;
+    let s = wait_stats(&mqtt, |s| s.rejected >= 1).await;
     assert_eq!(s.handler_retries, 1, "a rejection is not retried");
 
     for body in ["x", "y"] {
@@ -200,21 +197,6 @@ async fn panics_are_retried_rejections_are_not_and_a_route_that_always_fails_goe
         ["x", "x", "x", "y", "y", "y"],
         "3 runs each, then the next message"
     );
-    let s = wait_for(&mqtt, |s| s.handler_errors >= 6).await;
+    let s = wait_stats(&mqtt, |s| s.handler_errors >= 6).await;
     assert_eq!((s.handler_errors, s.handler_retries), (6, 1 + 4));
-}
-
-async fn wait_for(mqtt: &Mqtt, done: impl Fn(&axum_mqtt::Stats) -> bool) -> axum_mqtt::Stats {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let s = mqtt.stats();
-        if done(&s) {
-            return s;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "stats never got there: {s:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }

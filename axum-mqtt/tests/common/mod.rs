@@ -93,6 +93,23 @@ pub async fn wait_state(
     }
 }
 
+/// Polls [`Mqtt::stats`] until `done` holds (counters have no change events), or fails the test
+/// after [`WAIT`].
+pub async fn wait_stats(mqtt: &Mqtt, done: impl Fn(&axum_mqtt::Stats) -> bool) -> axum_mqtt::Stats {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let s = mqtt.stats();
+        if done(&s) {
+            return s;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "stats never got there: {s:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// Waits until Mosquitto's log contains `needle` (the log is a file; it is read every 20 ms).
 pub async fn wait_log(m: &axum_mqtt_testkit::Mosquitto, needle: &str) {
     let deadline = tokio::time::Instant::now() + WAIT;
