@@ -8,6 +8,8 @@ mod client;
 mod config;
 mod error;
 pub mod extract;
+#[cfg(test)]
+mod generated_docs;
 mod message;
 pub mod router;
 pub mod rpc;

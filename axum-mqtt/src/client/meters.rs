@@ -321,16 +321,7 @@ pub(crate) struct RouteMeters {
 mod tests {
     #[test]
     fn the_docs_table_is_current() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/src/docs/metrics.md");
-        let want = super::markdown();
-        if std::env::var_os("UPDATE_DOCS").is_some() {
-            std::fs::write(path, &want).unwrap();
-        }
-        let have = std::fs::read_to_string(path).unwrap_or_default();
-        assert_eq!(
-            have, want,
-            "src/docs/metrics.md is stale: rerun with UPDATE_DOCS=1"
-        );
+        crate::generated_docs::assert_current("metrics.md", &super::markdown());
     }
 
     #[test]

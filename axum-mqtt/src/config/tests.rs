@@ -238,16 +238,7 @@ fn serde_round_trip() {
 /// config` rewrites it after a key changes.
 #[test]
 fn docs_table_matches_the_key_table() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/src/docs/config_keys.md");
-    let want = keys::markdown();
-    if std::env::var_os("UPDATE_DOCS").is_some() {
-        std::fs::write(path, &want).unwrap();
-    }
-    let have = std::fs::read_to_string(path).unwrap();
-    assert_eq!(
-        have, want,
-        "src/docs/config_keys.md is stale: rerun with UPDATE_DOCS=1"
-    );
+    crate::generated_docs::assert_current("config_keys.md", &keys::markdown());
 }
 
 #[test]
