@@ -81,6 +81,27 @@ pub enum Error {
     /// nested router with settings that only the outer router can have.
     #[error("invalid router: {0}")]
     Router(String),
+    /// A durable publish does not fit in the outbox (`OUTBOX_MAX_MESSAGES` or `OUTBOX_MAX_BYTES`);
+    /// nothing was stored, nothing stored before was touched.
+    #[error("the outbox is full: {reason}; the message was not stored")]
+    OutboxFull {
+        /// Which limit, with the figures.
+        reason: String,
+    },
+    /// The outbox file cannot be used: damaged, truncated, not an outbox, or a failed write.
+    #[error("outbox {path}: {reason}")]
+    Outbox {
+        /// The file.
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// [`Publish::durable`](crate::Publish) on a client started without an outbox.
+    #[error("this client has no outbox: set MQTT_OUTBOX_PATH (or MqttConfig::outbox)")]
+    NoOutbox,
+    /// A durable publish at QoS 0: only an acknowledged publish can leave the outbox.
+    #[error("a durable publish needs QoS 1 or 2 (QoS 0 is never acknowledged)")]
+    DurableNeedsQos,
     /// TLS could not be set up (bad certificate file, key, or version).
     #[error("TLS setup failed: {0}")]
     Tls(String),

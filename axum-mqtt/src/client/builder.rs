@@ -176,6 +176,11 @@ impl MqttBuilder {
         for (f, q) in &subscriptions {
             registry.add(f, Holder::Route, *q);
         }
+        #[cfg(feature = "outbox")]
+        let outbox = match &config.outbox {
+            Some(o) => Some(super::outbox::Outbox::open(o, counters.meters.outbox())?),
+            None => None,
+        };
         let (state, _) = watch::channel(ConnectionState {
             status: Status::Connecting,
             last_error: None,
@@ -194,6 +199,8 @@ impl MqttBuilder {
             counters,
             stop: watch::channel(Stop::Running).0,
             ack_after,
+            #[cfg(feature = "outbox")]
+            outbox: outbox.clone(),
         });
         let inner = Arc::new(Inner {
             shared: shared.clone(),
@@ -201,6 +208,10 @@ impl MqttBuilder {
         });
         let weak = Arc::downgrade(&inner);
         let dispatcher = dispatch::spawn(shared.clone(), weak, table, callbacks);
+        #[cfg(feature = "outbox")]
+        if let Some(outbox) = outbox {
+            tokio::spawn(super::outbox::run_sender(outbox, shared.clone()));
+        }
         tokio::spawn(async move {
             connection::run(shared, link, dispatcher).await;
             claim.release();

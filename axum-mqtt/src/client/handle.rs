@@ -272,6 +272,21 @@ impl Mqtt {
         self.shared().counters.snapshot()
     }
 
+    /// The durable outbox, when the client was started with one (`MQTT_OUTBOX_PATH`; feature
+    /// `outbox`). Publish through it with [`Publish::durable`].
+    ///
+    /// ```no_run
+    /// # fn demo(mqtt: axum_mqtt::Mqtt) {
+    /// if let Some(outbox) = mqtt.outbox() {
+    ///     println!("{} messages wait in {}", outbox.depth().messages, outbox.path().display());
+    /// }
+    /// # }
+    /// ```
+    #[cfg(feature = "outbox")]
+    pub fn outbox(&self) -> Option<&super::outbox::Outbox> {
+        self.shared().outbox.as_ref()
+    }
+
     /// The protocol version in use.
     ///
     /// ```no_run

@@ -49,6 +49,13 @@ const RECONNECTS: &str = "mqtt_reconnects_total";
 const LOST: &str = "mqtt_connection_lost_total";
 const STREAM_DROPPED: &str = "mqtt_stream_dropped_total";
 const EVENTS_DROPPED: &str = "mqtt_events_dropped_total";
+const OUTBOX_MESSAGES: &str = "mqtt_outbox_messages";
+const OUTBOX_BYTES: &str = "mqtt_outbox_bytes";
+const OUTBOX_AGE: &str = "mqtt_outbox_oldest_age_seconds";
+const OUTBOX_STORED: &str = "mqtt_outbox_stored_total";
+const OUTBOX_ACKED: &str = "mqtt_outbox_acked_total";
+const OUTBOX_FAILED: &str = "mqtt_outbox_failed_total";
+const OUTBOX_FULL: &str = "mqtt_outbox_full_total";
 
 /// Every metric the library emits. `client` is the MQTT client id (one value per client in the
 /// process); `route` is the route's pattern as written, `(on_message)` or `(fallback)`, so the label
@@ -132,6 +139,48 @@ pub(crate) const TABLE: &[MetricDoc] = &[
         kind: Kind::Counter,
         labels: "client",
         help: "Callback events dropped because callbacks fell behind.",
+    },
+    MetricDoc {
+        name: OUTBOX_MESSAGES,
+        kind: Kind::Gauge,
+        labels: "client",
+        help: "Messages stored in the outbox and not yet acknowledged (feature `outbox`).",
+    },
+    MetricDoc {
+        name: OUTBOX_BYTES,
+        kind: Kind::Gauge,
+        labels: "client",
+        help: "Topic and payload bytes of those messages (bounded by OUTBOX_MAX_BYTES).",
+    },
+    MetricDoc {
+        name: OUTBOX_AGE,
+        kind: Kind::Gauge,
+        labels: "client",
+        help: "How long the oldest waiting outbox message has been stored (0 when none waits; measured every second).",
+    },
+    MetricDoc {
+        name: OUTBOX_STORED,
+        kind: Kind::Counter,
+        labels: "client",
+        help: "Durable publishes stored in the outbox.",
+    },
+    MetricDoc {
+        name: OUTBOX_ACKED,
+        kind: Kind::Counter,
+        labels: "client",
+        help: "Outbox messages the broker acknowledged (and that were removed).",
+    },
+    MetricDoc {
+        name: OUTBOX_FAILED,
+        kind: Kind::Counter,
+        labels: "client",
+        help: "Outbox messages the broker refused; they are not sent again.",
+    },
+    MetricDoc {
+        name: OUTBOX_FULL,
+        kind: Kind::Counter,
+        labels: "client",
+        help: "Durable publishes refused because the outbox was full (OutboxFull).",
     },
 ];
 
@@ -271,6 +320,21 @@ impl Meters {
         &self.published[qos as usize]
     }
 
+    /// The outbox's handles.
+    #[cfg_attr(not(feature = "outbox"), allow(dead_code))]
+    pub fn outbox(&self) -> OutboxMeters {
+        let c = || vec![("client", self.client.clone())];
+        OutboxMeters {
+            messages: gauge(OUTBOX_MESSAGES, &c()),
+            bytes: gauge(OUTBOX_BYTES, &c()),
+            oldest_age: gauge(OUTBOX_AGE, &c()),
+            stored: counter(OUTBOX_STORED, &c()),
+            acked: counter(OUTBOX_ACKED, &c()),
+            failed: counter(OUTBOX_FAILED, &c()),
+            full: counter(OUTBOX_FULL, &c()),
+        }
+    }
+
     /// The handles of one route, labelled with its pattern.
     pub fn route(&self, route: &str) -> RouteMeters {
         let l = |outcome: &'static str| {
@@ -304,6 +368,19 @@ impl Meters {
             ),
         }
     }
+}
+
+/// The outbox's handles (registered only when the client has an outbox).
+#[derive(Clone)]
+#[cfg_attr(not(feature = "outbox"), allow(dead_code))]
+pub(crate) struct OutboxMeters {
+    pub messages: Gauge,
+    pub bytes: Gauge,
+    pub oldest_age: Gauge,
+    pub stored: Counter,
+    pub acked: Counter,
+    pub failed: Counter,
+    pub full: Counter,
 }
 
 /// The handles of one route (cloned into every lane: clones share the same series).

@@ -22,6 +22,8 @@ pub(crate) mod events;
 mod handle;
 pub(crate) mod link;
 mod meters;
+#[cfg(feature = "outbox")]
+mod outbox;
 mod publish;
 mod registry;
 mod replay;
@@ -41,6 +43,8 @@ pub use events::{
     Connack, ConnectionState, Disconnected, Published, Status, Subscribed, Unsubscribed,
 };
 pub use handle::Mqtt;
+#[cfg(feature = "outbox")]
+pub use outbox::{Delivery, Outbox, OutboxDepth, OutboxId, OutboxStatus};
 pub use publish::Publish;
 pub use stats::Stats;
 pub use stream::MessageStream;

@@ -61,39 +61,8 @@ impl<'a> Publish<'a> {
     /// Sends and waits for the acknowledgement.
     pub async fn send(self) -> Result<Published, Error> {
         let shared = self.mqtt.shared();
-        let msg = self.msg;
-        validate_topic(&msg.topic)?;
-        // Fixed header (5) + topic length (2) + topic + packet id (2) + properties (rough bound).
-        let size = msg.payload.len() + msg.topic.len() + 9;
-        let max = shared.config.max_packet_size;
-        if size > max {
-            return Err(Error::PayloadTooLarge {
-                size: msg.payload.len(),
-                max,
-            });
-        }
-        if msg.properties.is_some() && shared.config.protocol == Protocol::V311 {
-            return Err(Error::PropertiesNeedV5);
-        }
-        let wait = async {
-            let permit = shared.permit().await?;
-            if *shared.stop.borrow() != Stop::Running {
-                return Err(Error::Closed);
-            }
-            let (tx, rx) = oneshot::channel();
-            {
-                let mut book = Shared::lock(&shared.book);
-                let qos = msg.qos;
-                shared.sender.try_publish(msg)?;
-                book.pubs.queued.push_back(PubWaiter {
-                    reply: Some(tx),
-                    qos,
-                    received: false,
-                    _permit: Some(permit),
-                });
-            }
-            rx.await.map_err(|_| Error::Closed)?
-        };
+        check(shared, &self.msg)?;
+        let wait = send_checked(shared, self.msg);
         match self.timeout {
             Some(d) => tokio::time::timeout(d, wait)
                 .await
@@ -101,6 +70,76 @@ impl<'a> Publish<'a> {
             None => wait.await,
         }
     }
+
+    /// Through the outbox: stored on disk before anything is sent, resolved on the broker's ack
+    /// or, when the broker cannot be reached in time, as [`Delivery::Queued`]; see
+    /// [`Outbox`](crate::Outbox). QoS 1 or 2 only.
+    ///
+    /// ```no_run
+    /// # async fn demo(mqtt: axum_mqtt::Mqtt) -> Result<(), axum_mqtt::Error> {
+    /// use axum_mqtt::{Delivery, QoS};
+    /// match mqtt.publish("orders/42", "paid").qos(QoS::AtLeastOnce).durable().await? {
+    ///     Delivery::Acked(ack) => println!("broker has it: {}", ack.mid),
+    ///     Delivery::Queued { id } => println!("stored as {id}; it goes out when the broker is back"),
+    /// }
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "outbox")]
+    pub async fn durable(self) -> Result<super::outbox::Delivery, Error> {
+        let shared = self.mqtt.shared();
+        check(shared, &self.msg)?;
+        let outbox = shared.outbox.as_ref().ok_or(Error::NoOutbox)?;
+        outbox.publish(shared, self.msg, self.timeout).await
+    }
+}
+
+/// What can be known before sending: a valid topic, a packet that fits, properties only on MQTT 5.
+pub(super) fn check(shared: &Shared, msg: &OutPublish) -> Result<(), Error> {
+    validate_topic(&msg.topic)?;
+    // Fixed header (5) + topic length (2) + topic + packet id (2) + properties (rough bound).
+    let size = msg.payload.len() + msg.topic.len() + 9;
+    let max = shared.config.max_packet_size;
+    if size > max {
+        return Err(Error::PayloadTooLarge {
+            size: msg.payload.len(),
+            max,
+        });
+    }
+    if msg.properties.is_some() && shared.config.protocol == Protocol::V311 {
+        return Err(Error::PropertiesNeedV5);
+    }
+    Ok(())
+}
+
+/// Sends a checked publish and waits for its acknowledgement (no deadline).
+pub(super) async fn send_checked(shared: &Shared, msg: OutPublish) -> Result<Published, Error> {
+    enqueue(shared, msg)
+        .await?
+        .await
+        .map_err(|_| Error::Closed)?
+}
+
+/// Puts a checked publish into the request channel (waiting for room) and returns the receiver of
+/// its acknowledgement. Publishes enqueued one after the other go out in that order.
+pub(super) async fn enqueue(
+    shared: &Shared,
+    msg: OutPublish,
+) -> Result<oneshot::Receiver<Result<Published, Error>>, Error> {
+    let permit = shared.permit().await?;
+    if *shared.stop.borrow() != Stop::Running {
+        return Err(Error::Closed);
+    }
+    let (tx, rx) = oneshot::channel();
+    let mut book = Shared::lock(&shared.book);
+    let qos = msg.qos;
+    shared.sender.try_publish(msg)?;
+    book.pubs.queued.push_back(PubWaiter {
+        reply: Some(tx),
+        qos,
+        received: false,
+        _permit: Some(permit),
+    });
+    Ok(rx)
 }
 
 impl<'a> IntoFuture for Publish<'a> {

@@ -38,6 +38,9 @@ pub(crate) struct Shared {
     pub stop: watch::Sender<Stop>,
     /// Patterns of routes that acknowledge after handling; empty when rumqttc acks by itself.
     pub ack_after: Vec<crate::topic::TopicPattern>,
+    /// The durable outbox, when configured.
+    #[cfg(feature = "outbox")]
+    pub outbox: Option<super::outbox::Outbox>,
 }
 
 impl Shared {

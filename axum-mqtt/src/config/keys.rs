@@ -5,7 +5,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::{config_error, ConfigError, LastWill, MqttConfig, Protocol, TlsVersion, Transport};
+use super::{
+    config_error, ConfigError, LastWill, MqttConfig, OutboxConfig, Protocol, TlsVersion, Transport,
+};
 use crate::message::QoS;
 
 /// One key: its name (without the prefix), what the docs say, and how a value is applied.
@@ -73,6 +75,14 @@ fn flag(v: &str) -> Result<bool, String> {
 
 fn path(v: &str) -> Option<PathBuf> {
     Some(PathBuf::from(v))
+}
+
+/// The outbox settings an `OUTBOX_MAX_*` key adjusts (`OUTBOX_PATH` is applied before them).
+fn outbox(d: &mut Draft) -> Result<&mut OutboxConfig, String> {
+    d.cfg
+        .outbox
+        .as_mut()
+        .ok_or_else(|| "needs OUTBOX_PATH (there is no outbox without a file)".into())
 }
 
 fn tls_version(v: &str) -> Result<TlsVersion, String> {
@@ -177,6 +187,12 @@ pub(super) const KEYS: &[Key] = &[
         |d, v| { d.cfg.handler_concurrency = size(v)?; Ok(()) }),
     key("HANDLER_QUEUE", "256", "messages waiting per handler lane before reading from the broker pauses",
         |d, v| { d.cfg.handler_queue = size(v)?; Ok(()) }),
+    key("OUTBOX_PATH", "none", "file of the durable outbox (feature `outbox`): `publish(..).durable()` stores QoS 1/2 messages there until the broker acknowledged them",
+        |d, v| { d.cfg.outbox = Some(OutboxConfig::new(v.trim())); Ok(()) }),
+    key("OUTBOX_MAX_MESSAGES", "100000", "messages the outbox holds before a durable publish fails with `OutboxFull`",
+        |d, v| { outbox(d)?.max_messages = whole(v)?.max(1); Ok(()) }),
+    key("OUTBOX_MAX_BYTES", "67108864", "topic and payload bytes the outbox holds before `OutboxFull`",
+        |d, v| { outbox(d)?.max_bytes = whole(v)?.max(1); Ok(()) }),
     key("REFRESH_TIME", "", "accepted for compatibility and ignored",
         |_, _| Ok(())),
 ];

@@ -17,6 +17,10 @@ use crate::message::QoS;
 /// Why TLS is refused by a build without the `tls` feature.
 pub(crate) const NO_TLS: &str =
     "this build of axum-mqtt has no TLS: enable its cargo feature `tls` (on by default)";
+/// Why an outbox is refused by a build without the `outbox` feature.
+const NO_OUTBOX: &str =
+    "this build of axum-mqtt has no outbox: enable its cargo feature `outbox` (SQLite, bundled)";
+
 /// Why WebSockets are refused by a build without the `websocket` feature.
 pub(crate) const NO_WEBSOCKET: &str =
     "this build of axum-mqtt has no WebSocket transport: enable its cargo feature `websocket` (on by default)";
@@ -89,6 +93,52 @@ pub struct TlsConfig {
     pub insecure: bool,
     /// Restrict to one TLS version.
     pub version: Option<TlsVersion>,
+}
+
+/// The durable outbox: where it lives and how much it may hold (see
+/// [`Publish::durable`](crate::Publish)). Set with `MQTT_OUTBOX_PATH` (and `MQTT_OUTBOX_MAX_*`) or in
+/// code.
+///
+/// ```
+/// let mut cfg = axum_mqtt::MqttConfig::new("localhost", 1883);
+/// cfg.outbox = Some(axum_mqtt::OutboxConfig::new("/var/lib/myapp/outbox.db"));
+/// let o = cfg.outbox.as_ref().unwrap();
+/// assert_eq!((o.max_messages, o.max_bytes), (100_000, 64 * 1024 * 1024));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxConfig {
+    /// The file (SQLite); created when missing.
+    pub path: PathBuf,
+    /// Messages it holds at most.
+    #[serde(default = "OutboxConfig::default_max_messages")]
+    pub max_messages: u64,
+    /// Topic and payload bytes it holds at most.
+    #[serde(default = "OutboxConfig::default_max_bytes")]
+    pub max_bytes: u64,
+}
+
+impl OutboxConfig {
+    /// An outbox at `path` holding up to 100 000 messages and 64 MiB.
+    ///
+    /// ```
+    /// let o = axum_mqtt::OutboxConfig::new("outbox.db");
+    /// assert_eq!(o.path, std::path::PathBuf::from("outbox.db"));
+    /// ```
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        OutboxConfig {
+            path: path.into(),
+            max_messages: Self::default_max_messages(),
+            max_bytes: Self::default_max_bytes(),
+        }
+    }
+
+    fn default_max_messages() -> u64 {
+        100_000
+    }
+
+    fn default_max_bytes() -> u64 {
+        64 * 1024 * 1024
+    }
 }
 
 /// The message the broker publishes when this client disappears without a DISCONNECT.
@@ -178,6 +228,8 @@ pub struct MqttConfig {
     /// How long to wait for a connection (TCP, TLS, CONNACK) before retrying.
     #[serde(with = "duration")]
     pub connect_timeout: Duration,
+    /// The durable outbox (feature `outbox`); none by default.
+    pub outbox: Option<OutboxConfig>,
     #[serde(skip)]
     prefix: Option<String>,
 }
@@ -207,6 +259,7 @@ impl std::fmt::Debug for MqttConfig {
             handler_concurrency,
             handler_queue,
             connect_timeout,
+            outbox,
             prefix,
         } = self;
         f.debug_struct("MqttConfig")
@@ -231,6 +284,7 @@ impl std::fmt::Debug for MqttConfig {
             .field("handler_concurrency", handler_concurrency)
             .field("handler_queue", handler_queue)
             .field("connect_timeout", connect_timeout)
+            .field("outbox", outbox)
             .field("prefix", prefix)
             .finish()
     }
@@ -260,6 +314,7 @@ impl Default for MqttConfig {
             handler_concurrency: 8,
             handler_queue: 256,
             connect_timeout: Duration::from_secs(10),
+            outbox: None,
             prefix: None,
         }
     }
@@ -359,6 +414,22 @@ impl MqttConfig {
         }
         if self.transport == Transport::Websockets && !cfg!(feature = "websocket") {
             return Err(self.error("TRANSPORT", "websockets", NO_WEBSOCKET));
+        }
+        if let Some(o) = &self.outbox {
+            let path = o.path.display().to_string();
+            if !cfg!(feature = "outbox") {
+                return Err(self.error("OUTBOX_PATH", &path, NO_OUTBOX));
+            }
+            if o.path.as_os_str().is_empty() {
+                return Err(self.error("OUTBOX_PATH", "", "must name a file"));
+            }
+            if o.max_messages == 0 || o.max_bytes == 0 {
+                return Err(self.error(
+                    "OUTBOX_MAX_MESSAGES",
+                    "0",
+                    "the outbox limits must be at least 1",
+                ));
+            }
         }
         if let Some(w) = &self.last_will {
             if let Err(e) = crate::topic::validate_topic(&w.topic) {

@@ -84,6 +84,10 @@ impl From<Error> for ApiError {
             Error::Refused(_) | Error::SessionLost => (StatusCode::BAD_GATEWAY, "broker_refused"),
             Error::Timeout(_) => (StatusCode::GATEWAY_TIMEOUT, "broker_timeout"),
             Error::Closed => (StatusCode::SERVICE_UNAVAILABLE, "client_closed"),
+            Error::OutboxFull { .. } => (StatusCode::SERVICE_UNAVAILABLE, "outbox_full"),
+            Error::Outbox { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "outbox"),
+            Error::DurableNeedsQos => (StatusCode::UNPROCESSABLE_ENTITY, "durable_needs_qos"),
+            Error::NoOutbox => (StatusCode::NOT_FOUND, "no_outbox"),
             Error::Config(_) | Error::Tls(_) | Error::Router(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "config")
             }

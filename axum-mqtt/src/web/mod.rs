@@ -36,6 +36,8 @@ mod sse;
 
 pub use error::ApiError;
 pub use publish::{publish, PublishEndpoint, PublishResponse};
+#[cfg(feature = "outbox")]
+pub use publish::{OutboxStatusResponse, QueuedResponse};
 pub use request::PublishRequest;
 pub use sse::{sse, MessageJson, PropertiesJson};
 

@@ -47,6 +47,106 @@ impl PublishResponse {
     }
 }
 
+/// The answer to a publish the outbox stored but the broker has not acknowledged yet:
+/// `202 {"code": 0, "id": "7", "status": "queued"}`.
+///
+/// ```
+/// let q = axum_mqtt::web::QueuedResponse::new("7".parse().unwrap());
+/// assert_eq!(serde_json::to_value(&q).unwrap(), serde_json::json!({"code": 0, "id": "7", "status": "queued"}));
+/// ```
+#[cfg(feature = "outbox")]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct QueuedResponse {
+    code: u8,
+    id: String,
+    status: &'static str,
+}
+
+#[cfg(feature = "outbox")]
+impl QueuedResponse {
+    /// The answer for outbox id `id`.
+    ///
+    /// ```
+    /// let q = axum_mqtt::web::QueuedResponse::new("3".parse().unwrap());
+    /// assert_eq!(q.id(), "3");
+    /// ```
+    pub fn new(id: crate::OutboxId) -> Self {
+        QueuedResponse {
+            code: 0,
+            id: id.to_string(),
+            status: "queued",
+        }
+    }
+
+    /// The outbox id, as `GET /publish/{id}` takes it.
+    ///
+    /// ```
+    /// assert_eq!(axum_mqtt::web::QueuedResponse::new("9".parse().unwrap()).id(), "9");
+    /// ```
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+/// The answer of `GET /publish/{id}`: `{"code": 0, "id": "7", "status": "queued" | "acked" |
+/// "failed"}`, with `mid` when acked and `reason` when failed.
+///
+/// ```
+/// use axum_mqtt::{web::OutboxStatusResponse, OutboxStatus};
+/// let r = OutboxStatusResponse::new("7".parse().unwrap(), OutboxStatus::Acked { mid: 3 });
+/// assert_eq!(
+///     serde_json::to_value(&r).unwrap(),
+///     serde_json::json!({"code": 0, "id": "7", "status": "acked", "mid": 3}),
+/// );
+/// ```
+#[cfg(feature = "outbox")]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct OutboxStatusResponse {
+    code: u8,
+    id: String,
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mid: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+}
+
+#[cfg(feature = "outbox")]
+impl OutboxStatusResponse {
+    /// The answer for `id` in state `status`.
+    ///
+    /// ```
+    /// use axum_mqtt::{web::OutboxStatusResponse, OutboxStatus};
+    /// let r = OutboxStatusResponse::new("1".parse().unwrap(), OutboxStatus::Queued);
+    /// assert_eq!(r.status(), "queued");
+    /// ```
+    pub fn new(id: crate::OutboxId, status: crate::OutboxStatus) -> Self {
+        let (name, mid, reason) = match status {
+            crate::OutboxStatus::Acked { mid } => ("acked", Some(mid), None),
+            crate::OutboxStatus::Failed { reason } => ("failed", None, Some(reason)),
+            crate::OutboxStatus::Queued => ("queued", None, None),
+        };
+        OutboxStatusResponse {
+            code: 0,
+            id: id.to_string(),
+            status: name,
+            mid,
+            reason,
+        }
+    }
+
+    /// `queued`, `acked` or `failed`.
+    ///
+    /// ```
+    /// use axum_mqtt::{web::OutboxStatusResponse, OutboxStatus};
+    /// let r = OutboxStatusResponse::new("1".parse().unwrap(), OutboxStatus::Acked { mid: 1 });
+    /// assert_eq!(r.status(), "acked");
+    /// ```
+    pub fn status(&self) -> &str {
+        self.status
+    }
+}
+
 /// `POST /publish` with settings: an allow-list of topics, the ack timeout, the largest payload.
 ///
 /// ```
@@ -188,9 +288,86 @@ impl PublishEndpoint {
     /// # }
     /// ```
     pub async fn handle(&self, mqtt: &Mqtt, body: &[u8]) -> Response {
-        match self.publish(mqtt, body).await {
+        let req = match PublishRequest::from_json(body) {
+            Ok(req) => req,
+            Err(e) => return e.into_response(),
+        };
+        #[cfg(feature = "outbox")]
+        if req.qos != crate::QoS::AtMostOnce && mqtt.outbox().is_some() {
+            return match self.publish_durable(mqtt, req).await {
+                Ok(crate::Delivery::Acked(ack)) => {
+                    Json(PublishResponse::new(ack.mid)).into_response()
+                }
+                Ok(crate::Delivery::Queued { id }) => {
+                    (StatusCode::ACCEPTED, Json(QueuedResponse::new(id))).into_response()
+                }
+                Err(e) => e.into_response(),
+            };
+        }
+        match self.publish_request(mqtt, req).await {
             Ok(ack) => Json(PublishResponse::new(ack.mid)).into_response(),
             Err(e) => e.into_response(),
+        }
+    }
+
+    /// Like [`publish_request`](Self::publish_request), through the client's outbox
+    /// ([`Publish::durable`](crate::Publish::durable)): stored before anything is sent, answered
+    /// [`Delivery::Acked`](crate::Delivery) within the endpoint's timeout, else `Queued`. A full
+    /// outbox is 503 `outbox_full`; no outbox is 404 `no_outbox`; QoS 0 is 422 `durable_needs_qos`.
+    ///
+    /// ```no_run
+    /// # async fn demo(mqtt: axum_mqtt::Mqtt) -> Result<(), axum_mqtt::web::ApiError> {
+    /// use axum_mqtt::{web::{PublishEndpoint, PublishRequest}, Delivery, QoS};
+    /// let req = PublishRequest::new("orders/1", "paid").with_qos(QoS::AtLeastOnce);
+    /// match PublishEndpoint::new().publish_durable(&mqtt, req).await? {
+    ///     Delivery::Acked(ack) => println!("acknowledged as {}", ack.mid),
+    ///     Delivery::Queued { id } => println!("stored as {id}"),
+    /// }
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "outbox")]
+    pub async fn publish_durable(
+        &self,
+        mqtt: &Mqtt,
+        req: PublishRequest,
+    ) -> Result<crate::Delivery, ApiError> {
+        self.check(&req)?;
+        Ok(self.prepare(mqtt, req).durable().await?)
+    }
+
+    /// `GET /publish/{id}`: what became of a message the outbox answered `202` for. 200
+    /// `{"code": 0, "id": "7", "status": "queued"}` (or `"acked"` with its `mid`, or `"failed"` with
+    /// the broker's `reason`); 404 `unknown_id` for an id this outbox does not know (never stored,
+    /// or finished and forgotten: the newest 10 000 finished ids are kept); 404 `no_outbox`.
+    ///
+    /// ```no_run
+    /// # async fn demo(mqtt: axum_mqtt::Mqtt) {
+    /// let response = axum_mqtt::web::PublishEndpoint::new().status(&mqtt, "7").await;
+    /// println!("{}", response.status());
+    /// # }
+    /// ```
+    #[cfg(feature = "outbox")]
+    pub async fn status(&self, mqtt: &Mqtt, id: &str) -> Response {
+        let Some(outbox) = mqtt.outbox() else {
+            return ApiError::from(Error::NoOutbox).into_response();
+        };
+        let Ok(parsed) = id.parse::<crate::OutboxId>() else {
+            return ApiError::new(
+                StatusCode::NOT_FOUND,
+                "unknown_id",
+                format!("{id:?} is not an outbox id (ids are whole numbers)"),
+            )
+            .into_response();
+        };
+        match outbox.status(parsed).await {
+            Ok(Some(status)) => Json(OutboxStatusResponse::new(parsed, status)).into_response(),
+            Ok(None) => ApiError::new(
+                StatusCode::NOT_FOUND,
+                "unknown_id",
+                format!("the outbox has no message {id} (never stored here, or finished long ago)"),
+            )
+            .into_response(),
+            Err(e) => ApiError::from(e).into_response(),
         }
     }
 
@@ -229,19 +406,23 @@ impl PublishEndpoint {
         req: PublishRequest,
     ) -> Result<Published, ApiError> {
         self.check(&req)?;
-        let mut publish = mqtt
+        Ok(self.prepare(mqtt, req).await?)
+    }
+
+    fn prepare<'a>(&self, mqtt: &'a Mqtt, req: PublishRequest) -> crate::Publish<'a> {
+        let publish = mqtt
             .publish(req.topic, req.payload)
             .qos(req.qos)
             .retain(req.retain)
             .timeout(self.timeout);
-        if !req.user_properties.is_empty() {
-            // On MQTT 3.1.1 this fails as 422 `needs_mqtt5`.
-            publish = publish.properties(crate::Properties {
-                user_properties: req.user_properties,
-                ..Default::default()
-            });
+        if req.user_properties.is_empty() {
+            return publish;
         }
-        Ok(publish.await?)
+        // On MQTT 3.1.1 this fails as 422 `needs_mqtt5`.
+        publish.properties(crate::Properties {
+            user_properties: req.user_properties,
+            ..Default::default()
+        })
     }
 
     /// The endpoint's rules for a request: the payload size, user properties included (413
