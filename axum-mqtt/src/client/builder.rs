@@ -159,7 +159,7 @@ impl MqttBuilder {
             return Err(e);
         }
         let tls = tls::client_config(&config)?;
-        let client_id = config.effective_client_id();
+        let client_id = config.effective_client_id()?;
         let claim = Arc::new(ClientIdClaim::take(&config, &client_id)?);
         let group = router
             .shared_group()

@@ -95,7 +95,9 @@ fn tls_version(v: &str) -> Result<TlsVersion, String> {
 /// `PROTOCOL_VERSION`, the URL over `BROKER_PORT`).
 #[rustfmt::skip]
 pub(super) const KEYS: &[Key] = &[
-    key("CLIENT_ID", "random `axum-mqtt-…`", "client identifier",
+    key("CLIENT_ID", "random `axum-mqtt-…`",
+        "client identifier; `{hostname}`, `{pid}` and `{random}` (8 hex digits) are filled in once per client when it starts, \
+         e.g. `web-{hostname}-{pid}` for one id per worker (other braces are an error)",
         |d, v| { d.cfg.client_id = v.to_string(); Ok(()) }),
     Key { last: true, ..key("BROKER_URL", "`localhost`",
         "host name, or a whole URL `mqtt://user:pass@host:1883`, `mqtts://`, `ws://host:port/path`, `wss://`",

@@ -1,6 +1,7 @@
 //! Configuration: Flask-MQTT's `MQTT_*` keys (`keys.rs`, one table), a broker URL (`url.rs`),
 //! the environment (`env.rs`), serde, or plain Rust.
 
+mod client_id;
 mod duration;
 mod env;
 mod keys;
@@ -132,7 +133,17 @@ pub struct LastWill {
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct MqttConfig {
-    /// Client identifier; empty means a random `axum-mqtt-…` one.
+    /// Client identifier; empty means a random `axum-mqtt-…` one. May be a template with
+    /// `{hostname}`, `{pid}` and `{random}` (eight lowercase hex digits), filled in once per client
+    /// when it starts ([`Mqtt::state`](crate::Mqtt::state) shows the result):
+    ///
+    /// ```
+    /// let mut cfg = axum_mqtt::MqttConfig::new("localhost", 1883);
+    /// cfg.client_id = "web-{hostname}-{pid}".into();
+    /// assert!(cfg.validate().is_ok());
+    /// cfg.client_id = "web-{host}".into();
+    /// assert_eq!(cfg.validate().unwrap_err().key, "MQTT_CLIENT_ID");
+    /// ```
     pub client_id: String,
     /// Broker host name or address.
     pub broker_url: String,
@@ -311,6 +322,17 @@ impl MqttConfig {
         if self.client_id.len() > 65_535 {
             return Err(self.error("CLIENT_ID", &self.client_id, "longer than 65535 bytes"));
         }
+        if let Err(reason) = client_id::check(&self.client_id) {
+            return Err(self.error("CLIENT_ID", &self.client_id, &reason));
+        }
+        if !self.clean_session && client_id::is_random(&self.client_id) {
+            return Err(self.error(
+                "CLIENT_ID",
+                &self.client_id,
+                "`{random}` makes a new id, and so a new session, on every start: a persistent session \
+                 (CLEAN_SESSION=false) needs an id that stays the same, e.g. `{hostname}`",
+            ));
+        }
         if self.max_inflight == 0 {
             return Err(self.error("MAX_INFLIGHT", "0", "must be at least 1"));
         }
@@ -373,13 +395,18 @@ impl MqttConfig {
         Ok(())
     }
 
-    /// The client id to use: the configured one, or a random one when empty.
-    pub(crate) fn effective_client_id(&self) -> String {
+    /// The client id to use: the configured one with its placeholders filled in, or a random one
+    /// when empty. Called once per client, when it starts.
+    pub(crate) fn effective_client_id(&self) -> Result<String, ConfigError> {
         if self.client_id.is_empty() {
-            format!("axum-mqtt-{:016x}", fastrand::u64(..))
-        } else {
-            self.client_id.clone()
+            return Ok(format!("axum-mqtt-{:016x}", fastrand::u64(..)));
         }
+        let id = client_id::expand_here(&self.client_id)
+            .map_err(|reason| self.error("CLIENT_ID", &self.client_id, &reason))?;
+        if id.len() > 65_535 {
+            return Err(self.error("CLIENT_ID", &id, "longer than 65535 bytes once filled in"));
+        }
+        Ok(id)
     }
 
     pub(crate) fn error(&self, key: &str, value: &str, reason: &str) -> ConfigError {

@@ -20,7 +20,7 @@ fn defaults_match_flask_mqtt() {
     assert!(!c.tls.enabled);
     assert_eq!(c.transport, Transport::Tcp);
     assert_eq!(c.protocol, Protocol::V311);
-    assert!(c.effective_client_id().starts_with("axum-mqtt-"));
+    assert!(c.effective_client_id().unwrap().starts_with("axum-mqtt-"));
     assert_ne!(c.effective_client_id(), c.effective_client_id());
 }
 
@@ -114,6 +114,13 @@ fn bad_values_name_key_and_value() {
         ("MQTT_SHARED_GROUP", "a/b", "group"),
         ("MQTT_HANDLER_CONCURRENCY", "0", "1-1024"),
         ("MQTT_KEEPALIVE", "65536", "65535"),
+        (
+            "MQTT_CLIENT_ID",
+            "web-{host}",
+            "unknown placeholder `{host}`",
+        ),
+        ("MQTT_CLIENT_ID", "web-{pid", "without its `}`"),
+        ("MQTT_CLIENT_ID", "web}", "without its `{`"),
     ];
     for (key, value, needle) in cases {
         let mut pairs = vec![(*key, *value)];
@@ -127,6 +134,18 @@ fn bad_values_name_key_and_value() {
     }
     let e = load(&[("MQTT_CLEAN_SESSION", "0")]).unwrap_err();
     assert_eq!(e.key, "MQTT_CLEAN_SESSION");
+    let e = load(&[
+        ("MQTT_CLEAN_SESSION", "0"),
+        ("MQTT_CLIENT_ID", "w-{random}"),
+    ])
+    .unwrap_err();
+    assert_eq!(e.key, "MQTT_CLIENT_ID");
+    assert!(e.reason.contains("persistent session"), "{e}");
+    assert!(load(&[
+        ("MQTT_CLEAN_SESSION", "0"),
+        ("MQTT_CLIENT_ID", "w-{hostname}")
+    ])
+    .is_ok());
     let e = load(&[("MQTT_LAST_WILL_TOPIC", "a/#")]).unwrap_err();
     assert_eq!(e.key, "MQTT_LAST_WILL_TOPIC");
     let e = load(&[("MQTT_TLS_CERTFILE", "/c.pem")]).unwrap_err();
@@ -139,6 +158,23 @@ fn bad_values_name_key_and_value() {
         assert!(load(&[("MQTT_KEEPALIVE", ka)]).is_ok(), "3.1.1 allows {ka}");
     }
     assert!(load(&[("MQTT_PROTOCOL", "5"), ("MQTT_KEEPALIVE", "5")]).is_ok());
+}
+
+/// A template is kept as written in the config and filled in per client.
+#[test]
+fn client_id_templates() {
+    let c = load(&[("MQTT_CLIENT_ID", "web-{hostname}-{pid}-{random}")]).unwrap();
+    assert_eq!(c.client_id, "web-{hostname}-{pid}-{random}");
+    let (a, b) = (
+        c.effective_client_id().unwrap(),
+        c.effective_client_id().unwrap(),
+    );
+    assert_ne!(a, b, "one random part per client");
+    assert!(a.starts_with("web-"), "{a}");
+    assert!(a.contains(&format!("-{}-", std::process::id())), "{a}");
+    assert!(!a.contains(['{', '}']), "{a}");
+    let c = load(&[("MQTT_CLIENT_ID", "fixed")]).unwrap();
+    assert_eq!(c.effective_client_id().unwrap(), "fixed");
 }
 
 #[test]
