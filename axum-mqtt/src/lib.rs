@@ -20,7 +20,7 @@ pub use client::{
     Connack, ConnectionState, Disconnected, MessageStream, Mqtt, MqttBuilder, Publish, Published,
     Stats, Status, Subscribed, Unsubscribed,
 };
-pub use config::{LastWill, MqttConfig, Protocol, TlsConfig, TlsVersion, Transport};
+pub use config::{BrokerAddr, LastWill, MqttConfig, Protocol, TlsConfig, TlsVersion, Transport};
 pub use error::{ConfigError, Error};
 pub use message::{Message, Properties, QoS};
 pub use router::routes::Router;

@@ -1,6 +1,7 @@
-//! Configuration: Flask-MQTT's `MQTT_*` keys (`keys.rs`, one table), a broker URL (`url.rs`),
-//! the environment (`env.rs`), serde, or plain Rust.
+//! Configuration: Flask-MQTT's `MQTT_*` keys (`keys.rs`, one table), a broker URL or a list of
+//! them (`url.rs`, `brokers.rs`), the environment (`env.rs`), serde, or plain Rust.
 
+mod brokers;
 mod client_id;
 mod duration;
 mod env;
@@ -12,6 +13,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use self::brokers::BrokerAddr;
 use crate::error::ConfigError;
 use crate::message::QoS;
 
@@ -130,6 +132,8 @@ pub struct LastWill {
 /// cfg.password = Some("secret".into());
 /// assert!(!format!("{cfg:?}").contains("secret"));
 /// ```
+///
+#[doc = include_str!("../docs/failover.md")]
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct MqttConfig {
@@ -149,6 +153,14 @@ pub struct MqttConfig {
     pub broker_url: String,
     /// Broker port.
     pub broker_port: u16,
+    /// More brokers (nodes of a cluster) to fail over to: the client tries
+    /// `broker_url:broker_port` first, then these in order, round robin, moving on whenever an
+    /// attempt fails or a connection is lost. They share the transport, TLS settings, WebSocket path
+    /// and credentials. Set from a comma-separated `BROKER_URL`, with
+    /// [`with_brokers`](Self::with_brokers), or in serde as `[{"host": "b", "port": 1883}]`;
+    /// see [`brokers`](Self::brokers), and "Failover between brokers" on [`MqttConfig`] for what
+    /// a persistent session means then.
+    pub failover: Vec<BrokerAddr>,
     /// User name.
     pub username: Option<String>,
     /// Password.
@@ -200,6 +212,7 @@ impl std::fmt::Debug for MqttConfig {
             client_id,
             broker_url,
             broker_port,
+            failover,
             username,
             password,
             keepalive,
@@ -224,6 +237,7 @@ impl std::fmt::Debug for MqttConfig {
             .field("client_id", client_id)
             .field("broker_url", broker_url)
             .field("broker_port", broker_port)
+            .field("failover", failover)
             .field("username", username)
             .field("password", &password.as_ref().map(|_| "***"))
             .field("keepalive", keepalive)
@@ -253,6 +267,7 @@ impl Default for MqttConfig {
             client_id: String::new(),
             broker_url: "localhost".into(),
             broker_port: 1883,
+            failover: Vec::new(),
             username: None,
             password: None,
             keepalive: Duration::from_secs(60),
@@ -294,6 +309,7 @@ impl MqttConfig {
         if self.broker_port == 0 {
             return Err(self.error("BROKER_PORT", "0", "expected a port number 1-65535"));
         }
+        self.validate_failover()?;
         if !self.clean_session && self.client_id.is_empty() {
             return Err(self.error(
                 "CLEAN_SESSION",
