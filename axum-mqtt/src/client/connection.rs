@@ -133,6 +133,9 @@ impl Connection {
                         ..
                     } = &mut self.phase
                     {
+                        // Read again: a shutdown may have begun while the poll waited, and the
+                        // event just handled may have been the last acknowledgement it waits for.
+                        let stopping = *self.stop.borrow() != Stop::Running;
                         if stopping && Shared::lock(&self.shared.book).outstanding() == 0 {
                             *sent = true;
                             let _ = self.shared.sender.try_disconnect();
