@@ -47,6 +47,12 @@ pub struct ConnectionState {
     /// The broker, as `host:port`: the one connected to; while reconnecting, the one the last
     /// error came from. With a failover list ([`MqttConfig::failover`](crate::MqttConfig::failover))
     /// this says which node the client is on.
+    ///
+    /// ```
+    /// # async fn demo(mqtt: axum_mqtt::Mqtt) {
+    /// tracing::info!(broker = %mqtt.state().broker, "MQTT broker in use");
+    /// # }
+    /// ```
     pub broker: String,
 }
 

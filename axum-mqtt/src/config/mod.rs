@@ -160,6 +160,13 @@ pub struct MqttConfig {
     /// [`with_brokers`](Self::with_brokers), or in serde as `[{"host": "b", "port": 1883}]`;
     /// see [`brokers`](Self::brokers), and "Failover between brokers" on [`MqttConfig`] for what
     /// a persistent session means then.
+    ///
+    /// ```
+    /// let cfg: axum_mqtt::MqttConfig = serde_json::from_str(
+    ///     r#"{"broker_url": "node-a", "failover": [{"host": "node-b", "port": 1883}]}"#,
+    /// ).unwrap();
+    /// assert_eq!(cfg.failover[0].to_string(), "node-b:1883");
+    /// ```
     pub failover: Vec<BrokerAddr>,
     /// User name.
     pub username: Option<String>,
