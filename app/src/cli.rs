@@ -408,6 +408,8 @@ impl Settings {
         };
         self.mqtt.broker_url = connect_host(target);
         self.mqtt.broker_port = target.port();
+        // The embedded broker is the only one: no failover list applies to it.
+        self.mqtt.failover.clear();
     }
 }
 

@@ -497,6 +497,9 @@ async fn metrics_health_info_openapi_and_the_page() {
 
     let (status, h) = get(&app, "/healthz").await;
     assert_eq!((status, h["status"].as_str()), (200, Some("connected")));
+    // The broker in use, as `host:port` (with a failover list: which node).
+    let broker = h["broker"].as_str().unwrap_or_default();
+    assert!(broker.starts_with("127.0.0.1:"), "{h}");
 
     let (status, info) = get(&app, "/api/info").await;
     assert_eq!(status, 200);

@@ -22,7 +22,9 @@ pub use client::{
 };
 #[cfg(feature = "outbox")]
 pub use client::{Delivery, Outbox, OutboxDepth, OutboxId, OutboxStatus};
-pub use config::{LastWill, MqttConfig, OutboxConfig, Protocol, TlsConfig, TlsVersion, Transport};
+pub use config::{
+    BrokerAddr, LastWill, MqttConfig, OutboxConfig, Protocol, TlsConfig, TlsVersion, Transport,
+};
 pub use error::{ConfigError, Error};
 pub use message::{Message, Properties, QoS};
 pub use router::routes::Router;

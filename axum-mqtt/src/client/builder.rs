@@ -19,7 +19,7 @@ use super::shared::{Inner, Shared, Stop};
 use super::stats::Counters;
 use super::table::RouteTable;
 use super::{connection, tls};
-use crate::config::MqttConfig;
+use crate::config::{BrokerAddr, MqttConfig};
 use crate::router::Handler;
 use crate::Error;
 use crate::Router;
@@ -159,7 +159,7 @@ impl MqttBuilder {
             return Err(e);
         }
         let tls = tls::client_config(&config)?;
-        let client_id = config.effective_client_id();
+        let client_id = config.effective_client_id()?;
         let claim = Arc::new(ClientIdClaim::take(&config, &client_id)?);
         let group = router
             .shared_group()
@@ -187,6 +187,7 @@ impl MqttBuilder {
             connects: 0,
             attempts: 0,
             client_id: client_id.clone(),
+            broker: BrokerAddr::new(config.broker_url.clone(), config.broker_port).to_string(),
         });
         let shared = Arc::new(Shared {
             permits: Arc::new(Semaphore::new(config.max_pending)),

@@ -8,17 +8,22 @@ use crate::config::MqttConfig;
 use crate::Error;
 
 /// Client ids in use by running clients of this process, per broker: two clients with one id would
-/// take each other's connection over in a loop (Flask-MQTT #64), so the second one is refused.
+/// take each other's connection over in a loop (Flask-MQTT #64), so the second one is refused. A
+/// client with a failover list claims its id on every broker of the list.
 static CLIENT_IDS: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
 /// Released when the last handle is dropped or the connection task ends, whichever comes first.
-pub(crate) struct ClientIdClaim(String, AtomicBool);
+pub(crate) struct ClientIdClaim(Vec<String>, AtomicBool);
 
 impl ClientIdClaim {
     pub fn take(config: &MqttConfig, client_id: &str) -> Result<Self, Error> {
-        let key = format!("{}:{}/{client_id}", config.broker_url, config.broker_port);
+        let keys: Vec<String> = config
+            .brokers()
+            .iter()
+            .map(|b| format!("{b}/{client_id}"))
+            .collect();
         let mut ids = Shared::lock(&CLIENT_IDS);
-        if ids.contains(&key) {
+        if keys.iter().any(|k| ids.contains(k)) {
             return Err(config
                 .error(
                     "CLIENT_ID",
@@ -28,13 +33,13 @@ impl ClientIdClaim {
                 )
                 .into());
         }
-        ids.push(key.clone());
-        Ok(ClientIdClaim(key, AtomicBool::new(false)))
+        ids.extend(keys.iter().cloned());
+        Ok(ClientIdClaim(keys, AtomicBool::new(false)))
     }
 
     pub fn release(&self) {
         if !self.1.swap(true, Ordering::SeqCst) {
-            Shared::lock(&CLIENT_IDS).retain(|k| *k != self.0);
+            Shared::lock(&CLIENT_IDS).retain(|k| !self.0.contains(k));
         }
     }
 }

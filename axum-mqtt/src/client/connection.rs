@@ -9,7 +9,9 @@
 //!   fresh session).
 //! * On CONNACK, [`replay::reconcile`] decides what goes out again and keeps the ack book in step;
 //!   this task only hands its answer to rumqttc.
-//! * Between attempts it waits with capped exponential backoff and jitter.
+//! * Between attempts it waits with capped exponential backoff and jitter, and with a failover
+//!   list it dials the next broker each time ([`Failover`]): rumqttc keeps its session state
+//!   (in flight, replay queue) across the change, so the same replay serves the new broker.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,6 +20,7 @@ use tokio::sync::watch;
 
 use super::dispatch::Dispatcher;
 use super::events::{Connack, Disconnected, Event, Published, Status, Subscribed, Unsubscribed};
+use super::failover::Failover;
 use super::link::{Link, LinkError, NetEvent, Req};
 use super::replay;
 use super::retained::RetainedRoutes;
@@ -27,7 +30,13 @@ use crate::Error;
 
 pub(crate) async fn run(shared: Arc<Shared>, link: Link, dispatcher: Dispatcher) {
     let stop = shared.stop.subscribe();
+    let cfg = &shared.config;
+    let failover = Failover::new(
+        crate::config::BrokerAddr::new(cfg.broker_url.clone(), cfg.broker_port),
+        cfg.failover.iter().cloned(),
+    );
     let mut conn = Connection {
+        failover,
         shared,
         link,
         dispatcher,
@@ -57,6 +66,8 @@ struct Connection {
     retry: Retry,
     /// Retained messages answering a new stream's SUBSCRIBE go to that stream alone.
     retained: RetainedRoutes,
+    /// The broker dialled now, and the next ones of a failover list.
+    failover: Failover,
 }
 
 /// Where the connection is, from the task's side.
@@ -122,6 +133,9 @@ impl Connection {
                         ..
                     } = &mut self.phase
                     {
+                        // Read again: a shutdown may have begun while the poll waited, and the
+                        // event just handled may have been the last acknowledgement it waits for.
+                        let stopping = *self.stop.borrow() != Stop::Running;
                         if stopping && Shared::lock(&self.shared.book).outstanding() == 0 {
                             *sent = true;
                             let _ = self.shared.sender.try_disconnect();
@@ -320,17 +334,20 @@ impl Connection {
             m.reconnects.increment(1);
         }
         self.link.push_pending(pending);
+        let broker = self.failover.current().to_string();
+        tracing::info!(
+            %broker,
+            session_present,
+            reconnect = !first,
+            "connected to MQTT broker"
+        );
         self.set_state(|s| {
             s.status = Status::Connected;
             s.connects += 1;
             s.attempts = 0;
             s.last_error = None;
+            s.broker = broker;
         });
-        tracing::info!(
-            session_present,
-            reconnect = !first,
-            "connected to MQTT broker"
-        );
         self.dispatcher.event(Event::Connect(Connack {
             code: 0,
             session_present,
@@ -384,13 +401,20 @@ impl Connection {
             );
             tracing::error!(client_id = %id, "client id taken over by another connection");
         }
+        let broker = self.failover.current().to_string();
+        // The next attempt goes to the next broker of a failover list, after the same backoff.
+        let next = self.failover.advance().map(|b| {
+            self.link.set_broker(b);
+            b.to_string()
+        });
+        let next = next.as_deref().unwrap_or(&broker);
         if was_connected {
-            tracing::warn!(error = %msg, "connection to MQTT broker lost");
+            tracing::warn!(%broker, error = %msg, %next, "connection to MQTT broker lost");
             self.dispatcher.event(Event::Disconnect(Disconnected {
                 reason: Some(msg.clone()),
             }));
         } else {
-            tracing::warn!(error = %msg, attempts, "cannot connect to MQTT broker");
+            tracing::warn!(%broker, error = %msg, attempts, %next, "cannot connect to MQTT broker");
         }
         if let Some(code) = e.refused {
             self.dispatcher.event(Event::Connect(Connack {
@@ -403,6 +427,7 @@ impl Connection {
             s.status = Status::Reconnecting;
             s.last_error = Some(msg);
             s.attempts = attempts;
+            s.broker = broker;
         });
         Flow::Continue
     }

@@ -42,8 +42,18 @@ pub struct ConnectionState {
     pub connects: u64,
     /// Failed attempts since the last successful connect.
     pub attempts: u32,
-    /// The client id in use.
+    /// The client id in use (a `CLIENT_ID` template filled in).
     pub client_id: String,
+    /// The broker, as `host:port`: the one connected to; while reconnecting, the one the last
+    /// error came from. With a failover list ([`MqttConfig::failover`](crate::MqttConfig::failover))
+    /// this says which node the client is on.
+    ///
+    /// ```
+    /// # async fn demo(mqtt: axum_mqtt::Mqtt) {
+    /// tracing::info!(broker = %mqtt.state().broker, "MQTT broker in use");
+    /// # }
+    /// ```
+    pub broker: String,
 }
 
 /// A CONNACK: the broker answered a connection attempt (Flask-MQTT's `on_connect(rc)`).

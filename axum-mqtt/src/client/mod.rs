@@ -4,7 +4,8 @@
 //!   QoS 2; for QoS 0 when written to the socket), or fails with a typed [`Error`].
 //! * Subscriptions live in a registry and are restored after every reconnect on which the broker
 //!   lost the session; publishes caught by a disconnect are re-sent.
-//! * Reconnects use capped exponential backoff with jitter (`RECONNECT_MIN_MS`..`RECONNECT_MAX_MS`).
+//! * Reconnects use capped exponential backoff with jitter (`RECONNECT_MIN_MS`..`RECONNECT_MAX_MS`),
+//!   each to the next broker of a failover list (round robin).
 //!
 //! **Backpressure.** At most `MAX_PENDING` publish/subscribe requests wait for the broker; the next
 //! `publish` waits for room (so a slow broker slows producers instead of growing memory). Incoming
@@ -19,6 +20,7 @@ mod claim;
 mod connection;
 mod dispatch;
 pub(crate) mod events;
+mod failover;
 mod handle;
 pub(crate) mod link;
 mod meters;

@@ -19,7 +19,26 @@ pub(super) struct Key {
     pub meaning: &'static str,
     /// Applied after every other key (the broker URL: its port and credentials win).
     pub last: bool,
-    apply: fn(&mut Draft, &str) -> Result<(), String>,
+    apply: fn(&mut Draft, &str) -> Result<(), Rejected>,
+}
+
+/// Why a key's value was refused: a reason (the error then names the key and the whole value), or
+/// a whole error (naming one entry of a list, say).
+pub(super) enum Rejected {
+    Reason(String),
+    Error(ConfigError),
+}
+
+impl From<String> for Rejected {
+    fn from(reason: String) -> Self {
+        Rejected::Reason(reason)
+    }
+}
+
+impl From<&str> for Rejected {
+    fn from(reason: &str) -> Self {
+        Rejected::Reason(reason.to_string())
+    }
 }
 
 /// A configuration being read: the config, and the pieces that only make sense together.
@@ -36,7 +55,7 @@ const fn key(
     name: &'static str,
     default: &'static str,
     meaning: &'static str,
-    apply: fn(&mut Draft, &str) -> Result<(), String>,
+    apply: fn(&mut Draft, &str) -> Result<(), Rejected>,
 ) -> Key {
     Key {
         name,
@@ -105,12 +124,16 @@ fn tls_version(v: &str) -> Result<TlsVersion, String> {
 /// `PROTOCOL_VERSION`, the URL over `BROKER_PORT`).
 #[rustfmt::skip]
 pub(super) const KEYS: &[Key] = &[
-    key("CLIENT_ID", "random `axum-mqtt-…`", "client identifier",
+    key("CLIENT_ID", "random `axum-mqtt-…`",
+        "client identifier; `{hostname}`, `{pid}` and `{random}` (8 hex digits) are filled in once per client when it starts, \
+         e.g. `web-{hostname}-{pid}` for one id per worker (other braces are an error)",
         |d, v| { d.cfg.client_id = v.to_string(); Ok(()) }),
     Key { last: true, ..key("BROKER_URL", "`localhost`",
-        "host name, or a whole URL `mqtt://user:pass@host:1883`, `mqtts://`, `ws://host:port/path`, `wss://`",
-        |d, v| { let given = d.port_given; d.cfg.apply_url("BROKER_URL", v, given).map_err(|e| e.reason) }) },
-    key("BROKER_PORT", "1883 (8883 for `mqtts`)", "TCP port",
+        "host name, or a whole URL `mqtt://user:pass@host:1883`, `mqtts://`, `ws://host:port/path`, `wss://`; \
+         or a comma-separated list of brokers to fail over between, round robin (`mqtt://a:1883,mqtt://b:1883`): \
+         all host names or all URLs of one scheme, sharing credentials, TLS and WebSocket path",
+        |d, v| { let given = d.port_given; d.cfg.apply_url("BROKER_URL", v, given).map_err(Rejected::Error) }) },
+    key("BROKER_PORT", "1883 (8883 for `mqtts`)", "TCP port (of every broker of a `BROKER_URL` list that names none)",
         |d, v| match v.trim().parse::<u16>() {
             Ok(p) if p > 0 => { d.cfg.broker_port = p; d.port_given = true; Ok(()) }
             _ => Err("expected a port number 1-65535".into()),
@@ -267,8 +290,10 @@ impl MqttConfig {
                 if value.trim().is_empty() {
                     continue;
                 }
-                (key.apply)(&mut draft, value)
-                    .map_err(|reason| config_error(prefix, key.name, value, &reason))?;
+                (key.apply)(&mut draft, value).map_err(|r| match r {
+                    Rejected::Reason(reason) => config_error(prefix, key.name, value, &reason),
+                    Rejected::Error(e) => e,
+                })?;
             }
         }
         let mut cfg = draft.cfg;

@@ -1,6 +1,8 @@
-//! Configuration: Flask-MQTT's `MQTT_*` keys (`keys.rs`, one table), a broker URL (`url.rs`),
-//! the environment (`env.rs`), serde, or plain Rust.
+//! Configuration: Flask-MQTT's `MQTT_*` keys (`keys.rs`, one table), a broker URL or a list of
+//! them (`url.rs`, `brokers.rs`), the environment (`env.rs`), serde, or plain Rust.
 
+mod brokers;
+mod client_id;
 mod duration;
 mod env;
 mod keys;
@@ -11,6 +13,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use self::brokers::BrokerAddr;
 use crate::error::ConfigError;
 use crate::message::QoS;
 
@@ -179,15 +182,42 @@ pub struct LastWill {
 /// cfg.password = Some("secret".into());
 /// assert!(!format!("{cfg:?}").contains("secret"));
 /// ```
+///
+#[doc = include_str!("../docs/failover.md")]
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct MqttConfig {
-    /// Client identifier; empty means a random `axum-mqtt-…` one.
+    /// Client identifier; empty means a random `axum-mqtt-…` one. May be a template with
+    /// `{hostname}`, `{pid}` and `{random}` (eight lowercase hex digits), filled in once per client
+    /// when it starts ([`Mqtt::state`](crate::Mqtt::state) shows the result):
+    ///
+    /// ```
+    /// let mut cfg = axum_mqtt::MqttConfig::new("localhost", 1883);
+    /// cfg.client_id = "web-{hostname}-{pid}".into();
+    /// assert!(cfg.validate().is_ok());
+    /// cfg.client_id = "web-{host}".into();
+    /// assert_eq!(cfg.validate().unwrap_err().key, "MQTT_CLIENT_ID");
+    /// ```
     pub client_id: String,
     /// Broker host name or address.
     pub broker_url: String,
     /// Broker port.
     pub broker_port: u16,
+    /// More brokers (nodes of a cluster) to fail over to: the client tries
+    /// `broker_url:broker_port` first, then these in order, round robin, moving on whenever an
+    /// attempt fails or a connection is lost. They share the transport, TLS settings, WebSocket path
+    /// and credentials. Set from a comma-separated `BROKER_URL`, with
+    /// [`with_brokers`](Self::with_brokers), or in serde as `[{"host": "b", "port": 1883}]`;
+    /// see [`brokers`](Self::brokers), and "Failover between brokers" on [`MqttConfig`] for what
+    /// a persistent session means then.
+    ///
+    /// ```
+    /// let cfg: axum_mqtt::MqttConfig = serde_json::from_str(
+    ///     r#"{"broker_url": "node-a", "failover": [{"host": "node-b", "port": 1883}]}"#,
+    /// ).unwrap();
+    /// assert_eq!(cfg.failover[0].to_string(), "node-b:1883");
+    /// ```
+    pub failover: Vec<BrokerAddr>,
     /// User name.
     pub username: Option<String>,
     /// Password.
@@ -241,6 +271,7 @@ impl std::fmt::Debug for MqttConfig {
             client_id,
             broker_url,
             broker_port,
+            failover,
             username,
             password,
             keepalive,
@@ -266,6 +297,7 @@ impl std::fmt::Debug for MqttConfig {
             .field("client_id", client_id)
             .field("broker_url", broker_url)
             .field("broker_port", broker_port)
+            .field("failover", failover)
             .field("username", username)
             .field("password", &password.as_ref().map(|_| "***"))
             .field("keepalive", keepalive)
@@ -296,6 +328,7 @@ impl Default for MqttConfig {
             client_id: String::new(),
             broker_url: "localhost".into(),
             broker_port: 1883,
+            failover: Vec::new(),
             username: None,
             password: None,
             keepalive: Duration::from_secs(60),
@@ -338,6 +371,7 @@ impl MqttConfig {
         if self.broker_port == 0 {
             return Err(self.error("BROKER_PORT", "0", "expected a port number 1-65535"));
         }
+        self.validate_failover()?;
         if !self.clean_session && self.client_id.is_empty() {
             return Err(self.error(
                 "CLEAN_SESSION",
@@ -365,6 +399,17 @@ impl MqttConfig {
         }
         if self.client_id.len() > 65_535 {
             return Err(self.error("CLIENT_ID", &self.client_id, "longer than 65535 bytes"));
+        }
+        if let Err(reason) = client_id::check(&self.client_id) {
+            return Err(self.error("CLIENT_ID", &self.client_id, &reason));
+        }
+        if !self.clean_session && client_id::is_random(&self.client_id) {
+            return Err(self.error(
+                "CLIENT_ID",
+                &self.client_id,
+                "`{random}` makes a new id, and so a new session, on every start: a persistent session \
+                 (CLEAN_SESSION=false) needs an id that stays the same, e.g. `{hostname}`",
+            ));
         }
         if self.max_inflight == 0 {
             return Err(self.error("MAX_INFLIGHT", "0", "must be at least 1"));
@@ -444,13 +489,18 @@ impl MqttConfig {
         Ok(())
     }
 
-    /// The client id to use: the configured one, or a random one when empty.
-    pub(crate) fn effective_client_id(&self) -> String {
+    /// The client id to use: the configured one with its placeholders filled in, or a random one
+    /// when empty. Called once per client, when it starts.
+    pub(crate) fn effective_client_id(&self) -> Result<String, ConfigError> {
         if self.client_id.is_empty() {
-            format!("axum-mqtt-{:016x}", fastrand::u64(..))
-        } else {
-            self.client_id.clone()
+            return Ok(format!("axum-mqtt-{:016x}", fastrand::u64(..)));
         }
+        let id = client_id::expand_here(&self.client_id)
+            .map_err(|reason| self.error("CLIENT_ID", &self.client_id, &reason))?;
+        if id.len() > 65_535 {
+            return Err(self.error("CLIENT_ID", &id, "longer than 65535 bytes once filled in"));
+        }
+        Ok(id)
     }
 
     pub(crate) fn error(&self, key: &str, value: &str, reason: &str) -> ConfigError {

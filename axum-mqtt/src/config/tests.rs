@@ -20,7 +20,7 @@ fn defaults_match_flask_mqtt() {
     assert!(!c.tls.enabled);
     assert_eq!(c.transport, Transport::Tcp);
     assert_eq!(c.protocol, Protocol::V311);
-    assert!(c.effective_client_id().starts_with("axum-mqtt-"));
+    assert!(c.effective_client_id().unwrap().starts_with("axum-mqtt-"));
     assert_ne!(c.effective_client_id(), c.effective_client_id());
 }
 
@@ -114,6 +114,13 @@ fn bad_values_name_key_and_value() {
         ("MQTT_SHARED_GROUP", "a/b", "group"),
         ("MQTT_HANDLER_CONCURRENCY", "0", "1-1024"),
         ("MQTT_KEEPALIVE", "65536", "65535"),
+        (
+            "MQTT_CLIENT_ID",
+            "web-{host}",
+            "unknown placeholder `{host}`",
+        ),
+        ("MQTT_CLIENT_ID", "web-{pid", "without its `}`"),
+        ("MQTT_CLIENT_ID", "web}", "without its `{`"),
     ];
     for (key, value, needle) in cases {
         let mut pairs = vec![(*key, *value)];
@@ -127,6 +134,18 @@ fn bad_values_name_key_and_value() {
     }
     let e = load(&[("MQTT_CLEAN_SESSION", "0")]).unwrap_err();
     assert_eq!(e.key, "MQTT_CLEAN_SESSION");
+    let e = load(&[
+        ("MQTT_CLEAN_SESSION", "0"),
+        ("MQTT_CLIENT_ID", "w-{random}"),
+    ])
+    .unwrap_err();
+    assert_eq!(e.key, "MQTT_CLIENT_ID");
+    assert!(e.reason.contains("persistent session"), "{e}");
+    assert!(load(&[
+        ("MQTT_CLEAN_SESSION", "0"),
+        ("MQTT_CLIENT_ID", "w-{hostname}")
+    ])
+    .is_ok());
     let e = load(&[("MQTT_LAST_WILL_TOPIC", "a/#")]).unwrap_err();
     assert_eq!(e.key, "MQTT_LAST_WILL_TOPIC");
     let e = load(&[("MQTT_TLS_CERTFILE", "/c.pem")]).unwrap_err();
@@ -139,6 +158,23 @@ fn bad_values_name_key_and_value() {
         assert!(load(&[("MQTT_KEEPALIVE", ka)]).is_ok(), "3.1.1 allows {ka}");
     }
     assert!(load(&[("MQTT_PROTOCOL", "5"), ("MQTT_KEEPALIVE", "5")]).is_ok());
+}
+
+/// A template is kept as written in the config and filled in per client.
+#[test]
+fn client_id_templates() {
+    let c = load(&[("MQTT_CLIENT_ID", "web-{hostname}-{pid}-{random}")]).unwrap();
+    assert_eq!(c.client_id, "web-{hostname}-{pid}-{random}");
+    let (a, b) = (
+        c.effective_client_id().unwrap(),
+        c.effective_client_id().unwrap(),
+    );
+    assert_ne!(a, b, "one random part per client");
+    assert!(a.starts_with("web-"), "{a}");
+    assert!(a.contains(&format!("-{}-", std::process::id())), "{a}");
+    assert!(!a.contains(['{', '}']), "{a}");
+    let c = load(&[("MQTT_CLIENT_ID", "fixed")]).unwrap();
+    assert_eq!(c.effective_client_id().unwrap(), "fixed");
 }
 
 #[test]
@@ -293,4 +329,110 @@ fn missing_features_are_config_errors() {
         assert!(e.reason.contains("feature `websocket`"), "{e}");
     }
     assert!(load(&[("MQTT_BROKER_URL", "mqtt://broker:1884")]).is_ok());
+}
+
+#[test]
+fn broker_lists() {
+    let c = load(&[(
+        "MQTT_BROKER_URL",
+        "mqtt://a:1884, mqtt://b ,tcp://[::1]:1999",
+    )])
+    .unwrap();
+    assert_eq!((c.broker_url.as_str(), c.broker_port), ("a", 1884));
+    assert_eq!(
+        c.failover,
+        [BrokerAddr::new("b", 1883), BrokerAddr::new("::1", 1999)]
+    );
+    let names: Vec<String> = c.brokers().iter().map(ToString::to_string).collect();
+    assert_eq!(names, ["a:1884", "b:1883", "[::1]:1999"]);
+    // BROKER_PORT fills in every entry without a port; host names all take it.
+    let c = load(&[
+        ("MQTT_BROKER_URL", "mqtts://a,mqtts://b:9000"),
+        ("MQTT_BROKER_PORT", "8884"),
+    ])
+    .unwrap();
+    assert!(c.tls.enabled);
+    assert_eq!(c.brokers(), [("a", 8884).into(), ("b", 9000).into()]);
+    let c = load(&[("MQTT_BROKER_URL", "a,b"), ("MQTT_BROKER_PORT", "1999")]).unwrap();
+    assert_eq!(c.brokers(), [("a", 1999).into(), ("b", 1999).into()]);
+    let c = load(&[("MQTT_BROKER_URL", "a,b")]).unwrap();
+    assert_eq!(c.brokers(), [("a", 1883).into(), ("b", 1883).into()]);
+    // Credentials and the path of the first apply to all; repeating them is fine.
+    let c = load(&[(
+        "MQTT_BROKER_URL",
+        "ws://u:p@a:80/ws,ws://u:p@b/ws,ws://c:81",
+    )])
+    .unwrap();
+    assert_eq!(c.transport, Transport::Websockets);
+    assert_eq!(
+        (
+            c.username.as_deref(),
+            c.password.as_deref(),
+            c.ws_path.as_str()
+        ),
+        (Some("u"), Some("p"), "/ws")
+    );
+    assert_eq!(c.failover, [("b", 80).into(), ("c", 81).into()]);
+    // A single URL clears a list set before.
+    assert!(load(&[("MQTT_BROKER_URL", "mqtt://a")])
+        .unwrap()
+        .failover
+        .is_empty());
+}
+
+#[test]
+fn bad_broker_lists_name_key_and_entry() {
+    let cases: &[(&str, &str, &str)] = &[
+        ("mqtt://a,mqtts://b", "mqtts://b", "same form"),
+        ("mqtt://a,ws://b", "ws://b", "same form"),
+        ("mqtt://a,b", "b", "same form"),
+        ("a,mqtt://b", "mqtt://b", "same form"),
+        (
+            "mqtt://u:p@a,mqtt://v:secret@b",
+            "mqtt://v:***@b",
+            "credentials",
+        ),
+        ("ws://a/one,ws://b/two", "ws://b/two", "WebSocket path"),
+        ("mqtt://a,http://b", "http://b", "scheme"),
+        ("mqtt://a,,mqtt://b", "mqtt://a,,mqtt://b", "empty entry"),
+        ("mqtt://a,", "mqtt://a,", "empty entry"),
+        ("mqtt://a,b c", "b c", "host name"),
+    ];
+    for (list, entry, needle) in cases {
+        let e = load(&[("MQTT_BROKER_URL", list)]).expect_err(list);
+        assert_eq!(e.key, "MQTT_BROKER_URL", "{e}");
+        assert_eq!(&e.value, entry, "{list}: {e}");
+        assert!(e.reason.contains(needle), "{list}: {e}");
+        assert!(!e.to_string().contains("secret"), "{e}");
+    }
+    let e = MqttConfig::from_url("mqtt://a,ws://b").unwrap_err();
+    assert_eq!((e.key.as_str(), e.value.as_str()), ("MQTT_URL", "ws://b"));
+}
+
+#[test]
+fn broker_lists_in_code_and_serde() {
+    let c = MqttConfig::new("a", 1).with_brokers([("b", 2), ("c", 3)]);
+    assert_eq!(c.brokers(), [("b", 2).into(), ("c", 3).into()]);
+    assert_eq!(c.clone().with_brokers(Vec::<BrokerAddr>::new()), c);
+    let mut bad = c.clone();
+    bad.failover.push(BrokerAddr::new("d", 0));
+    let e = bad.validate().unwrap_err();
+    assert_eq!(
+        (e.key.as_str(), e.value.as_str()),
+        ("MQTT_BROKER_URL", "d:0")
+    );
+    bad.failover = vec![BrokerAddr::new(" ", 1)];
+    assert_eq!(bad.validate().unwrap_err().key, "MQTT_BROKER_URL");
+
+    let c: MqttConfig = serde_json::from_str(
+        r#"{"broker_url":"a","failover":[{"host":"b","port":1884},{"host":"::1","port":1885}]}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        c.brokers(),
+        [("a", 1883).into(), ("b", 1884).into(), ("::1", 1885).into()]
+    );
+    let back: MqttConfig = serde_json::from_str(&serde_json::to_string(&c).unwrap()).unwrap();
+    assert_eq!(back, c);
+    assert!(format!("{c:?}").contains("failover"));
 }

@@ -248,3 +248,58 @@ async fn pump(
         }
     }
 }
+
+/// A loopback port that is up at the TCP level but is no broker: it accepts every connection and
+/// closes it at once, and counts them. The listener stays bound for the test, so the port cannot
+/// be taken by anyone else meanwhile.
+pub struct Hangup {
+    /// Loopback port clients connect to.
+    pub port: u16,
+    accepted: tokio::sync::watch::Receiver<u64>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl Hangup {
+    /// Starts the listener on a port the kernel chooses.
+    pub async fn start() -> Hangup {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind hang-up listener");
+        let port = listener.local_addr().expect("hang-up addr").port();
+        let (count, accepted) = tokio::sync::watch::channel(0u64);
+        let accept = tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                drop(socket);
+                count.send_modify(|n| *n += 1);
+            }
+        });
+        Hangup {
+            port,
+            accepted,
+            accept,
+        }
+    }
+
+    /// Waits until at least `n` connections were accepted (and closed), or fails after [`WAIT`].
+    pub async fn wait_accepted(&mut self, n: u64) {
+        let res = tokio::time::timeout(WAIT, self.accepted.wait_for(|c| *c >= n))
+            .await
+            .map(|r| r.is_ok());
+        assert!(
+            res == Ok(true),
+            "the hang-up listener saw {} connections, not {n}",
+            *self.accepted.borrow()
+        );
+    }
+
+    /// Connections accepted so far.
+    pub fn accepted(&self) -> u64 {
+        *self.accepted.borrow()
+    }
+}
+
+impl Drop for Hangup {
+    fn drop(&mut self) {
+        self.accept.abort();
+    }
+}

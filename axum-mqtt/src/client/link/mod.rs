@@ -14,7 +14,7 @@ use self::convert::{v4_error, v4_event, v4_qos, v5_error, v5_event, v5_props, v5
 use super::replay::{Outgoing, Replayable, ReqKind};
 #[cfg(not(feature = "websocket"))]
 use crate::config::NO_WEBSOCKET;
-use crate::config::{MqttConfig, Protocol, Transport};
+use crate::config::{BrokerAddr, MqttConfig, Protocol, Transport};
 use crate::message::{Message, Properties, QoS};
 use crate::Error;
 
@@ -203,14 +203,102 @@ impl Sender {
     }
 }
 
-/// The receiving half: rumqttc's event loop, owned by the connection task only.
-pub(crate) enum Link {
+/// The receiving half: rumqttc's event loop, owned by the connection task only, and what it takes
+/// to point that loop at another broker of a failover list.
+pub(crate) struct Link {
+    el: Loop,
+    dial: Dial,
+}
+
+/// rumqttc's event loop of either version.
+enum Loop {
     V4(Box<rumqttc::EventLoop>),
     V5(Box<r5::EventLoop>),
 }
 
+/// Everything a connection is made from but the broker's address: kept to build rumqttc's options
+/// again when the client moves to the next broker.
+struct Dial {
+    cfg: MqttConfig,
+    client_id: String,
+    transport: rumqttc::Transport,
+    /// `wss` rather than `ws` (WebSocket URLs carry the scheme).
+    tls: bool,
+    manual_acks: bool,
+}
+
+impl Dial {
+    /// The host as rumqttc wants it: the name, or for WebSockets the whole `ws://` URL (rumqttc
+    /// then ignores the port argument).
+    fn host(&self, broker: &BrokerAddr) -> String {
+        if self.cfg.transport != Transport::Websockets {
+            return broker.host.clone();
+        }
+        let scheme = if self.tls { "wss" } else { "ws" };
+        let path = &self.cfg.ws_path;
+        let slash = if path.starts_with('/') { "" } else { "/" };
+        // `BrokerAddr`'s Display brackets an IPv6 address, as a URL needs.
+        format!("{scheme}://{broker}{slash}{path}")
+    }
+
+    fn v4_options(&self, broker: &BrokerAddr) -> rumqttc::MqttOptions {
+        let cfg = &self.cfg;
+        let mut o = rumqttc::MqttOptions::new(&self.client_id, self.host(broker), broker.port);
+        o.set_keep_alive(cfg.keepalive)
+            .set_clean_session(cfg.clean_session)
+            .set_transport(self.transport.clone())
+            .set_inflight(cfg.max_inflight)
+            .set_max_packet_size(cfg.max_packet_size, cfg.max_packet_size)
+            .set_pending_throttle(Duration::ZERO)
+            .set_manual_acks(self.manual_acks);
+        if let (Some(u), p) = (&cfg.username, &cfg.password) {
+            o.set_credentials(u.clone(), p.clone().unwrap_or_default());
+        }
+        if let Some(w) = &cfg.last_will {
+            o.set_last_will(rumqttc::LastWill::new(
+                w.topic.clone(),
+                w.message.clone(),
+                v4_qos(w.qos),
+                w.retain,
+            ));
+        }
+        o
+    }
+
+    fn v5_options(&self, broker: &BrokerAddr) -> r5::MqttOptions {
+        let cfg = &self.cfg;
+        let mut o = r5::MqttOptions::new(&self.client_id, self.host(broker), broker.port);
+        o.set_keep_alive(cfg.keepalive)
+            .set_clean_start(cfg.clean_session)
+            .set_transport(self.transport.clone())
+            .set_outgoing_inflight_upper_limit(cfg.max_inflight)
+            .set_max_packet_size(Some(u32::try_from(cfg.max_packet_size).unwrap_or(u32::MAX)))
+            .set_pending_throttle(Duration::ZERO)
+            .set_manual_acks(self.manual_acks)
+            .set_connection_timeout(cfg.connect_timeout.as_secs().max(1));
+        if !cfg.clean_session {
+            // MQTT 5 ends a session when the connection closes unless an expiry is set.
+            o.set_session_expiry_interval(Some(u32::MAX));
+        }
+        if let (Some(u), p) = (&cfg.username, &cfg.password) {
+            o.set_credentials(u.clone(), p.clone().unwrap_or_default());
+        }
+        if let Some(w) = &cfg.last_will {
+            o.set_last_will(p5::LastWill::new(
+                w.topic.clone(),
+                w.message.clone(),
+                v5_qos(w.qos),
+                w.retain,
+                None,
+            ));
+        }
+        o
+    }
+}
+
 impl Link {
-    /// Builds both halves from the configuration. `capacity` bounds rumqttc's request channel.
+    /// Builds both halves from the configuration, pointed at its first broker. `capacity` bounds
+    /// rumqttc's request channel.
     pub fn new(
         cfg: &MqttConfig,
         client_id: &str,
@@ -219,23 +307,7 @@ impl Link {
         manual_acks: bool,
     ) -> Result<(Sender, Link), Error> {
         let ws = cfg.transport == Transport::Websockets;
-        // rumqttc wants the whole ws:// URL as the host for WebSockets (the port argument is ignored).
-        let host = if ws {
-            let scheme = if tls.is_some() { "wss" } else { "ws" };
-            let host = if cfg.broker_url.contains(':') {
-                format!("[{}]", cfg.broker_url)
-            } else {
-                cfg.broker_url.clone()
-            };
-            let path = if cfg.ws_path.starts_with('/') {
-                cfg.ws_path.clone()
-            } else {
-                format!("/{}", cfg.ws_path)
-            };
-            format!("{scheme}://{host}:{}{path}", cfg.broker_port)
-        } else {
-            cfg.broker_url.clone()
-        };
+        let with_tls = tls.is_some();
         let transport = match (ws, tls) {
             (false, None) => rumqttc::Transport::Tcp,
             #[cfg(feature = "tls")]
@@ -249,89 +321,63 @@ impl Link {
             #[cfg(not(feature = "tls"))]
             (_, Some(t)) => match *t {},
         };
-        let keepalive = cfg.keepalive;
+        let dial = Dial {
+            cfg: cfg.clone(),
+            client_id: client_id.to_string(),
+            transport,
+            tls: with_tls,
+            manual_acks,
+        };
+        let first = BrokerAddr::new(cfg.broker_url.clone(), cfg.broker_port);
         match cfg.protocol {
             Protocol::V311 => {
-                let mut o = rumqttc::MqttOptions::new(client_id, host, cfg.broker_port);
-                o.set_keep_alive(keepalive)
-                    .set_clean_session(cfg.clean_session)
-                    .set_transport(transport)
-                    .set_inflight(cfg.max_inflight)
-                    .set_max_packet_size(cfg.max_packet_size, cfg.max_packet_size)
-                    .set_pending_throttle(Duration::ZERO)
-                    .set_manual_acks(manual_acks);
-                if let (Some(u), p) = (&cfg.username, &cfg.password) {
-                    o.set_credentials(u.clone(), p.clone().unwrap_or_default());
-                }
-                if let Some(w) = &cfg.last_will {
-                    o.set_last_will(rumqttc::LastWill::new(
-                        w.topic.clone(),
-                        w.message.clone(),
-                        v4_qos(w.qos),
-                        w.retain,
-                    ));
-                }
-                let (client, mut eventloop) = rumqttc::AsyncClient::new(o, capacity);
+                let (client, mut eventloop) =
+                    rumqttc::AsyncClient::new(dial.v4_options(&first), capacity);
                 let mut net = eventloop.network_options();
                 net.set_connection_timeout(cfg.connect_timeout.as_secs().max(1));
                 eventloop.set_network_options(net);
-                Ok((Sender::V4(client), Link::V4(Box::new(eventloop))))
+                let el = Loop::V4(Box::new(eventloop));
+                Ok((Sender::V4(client), Link { el, dial }))
             }
             Protocol::V5 => {
-                let mut o = r5::MqttOptions::new(client_id, host, cfg.broker_port);
-                o.set_keep_alive(keepalive)
-                    .set_clean_start(cfg.clean_session)
-                    .set_transport(transport)
-                    .set_outgoing_inflight_upper_limit(cfg.max_inflight)
-                    .set_max_packet_size(Some(
-                        u32::try_from(cfg.max_packet_size).unwrap_or(u32::MAX),
-                    ))
-                    .set_pending_throttle(Duration::ZERO)
-                    .set_manual_acks(manual_acks)
-                    .set_connection_timeout(cfg.connect_timeout.as_secs().max(1));
-                if !cfg.clean_session {
-                    // MQTT 5 ends a session when the connection closes unless an expiry is set.
-                    o.set_session_expiry_interval(Some(u32::MAX));
-                }
-                if let (Some(u), p) = (&cfg.username, &cfg.password) {
-                    o.set_credentials(u.clone(), p.clone().unwrap_or_default());
-                }
-                if let Some(w) = &cfg.last_will {
-                    o.set_last_will(p5::LastWill::new(
-                        w.topic.clone(),
-                        w.message.clone(),
-                        v5_qos(w.qos),
-                        w.retain,
-                        None,
-                    ));
-                }
-                let (client, eventloop) = r5::AsyncClient::new(o, capacity);
-                Ok((Sender::V5(client), Link::V5(Box::new(eventloop))))
+                let (client, eventloop) = r5::AsyncClient::new(dial.v5_options(&first), capacity);
+                let el = Loop::V5(Box::new(eventloop));
+                Ok((Sender::V5(client), Link { el, dial }))
             }
+        }
+    }
+
+    /// Points the next connection attempt at `broker`. Call it only between a failed poll and the
+    /// next one: rumqttc reads its options when it connects, and keeps its session state (what is
+    /// in flight, the replay queue) across the change.
+    pub fn set_broker(&mut self, broker: &BrokerAddr) {
+        match &mut self.el {
+            Loop::V4(el) => el.mqtt_options = self.dial.v4_options(broker),
+            Loop::V5(el) => el.options = self.dial.v5_options(broker),
         }
     }
 
     /// Polls rumqttc once. Not cancel safe: only cancel it when abandoning the connection.
     pub async fn poll(&mut self) -> Result<NetEvent, LinkError> {
-        match self {
-            Link::V4(el) => el.poll().await.map(v4_event).map_err(v4_error),
-            Link::V5(el) => el.poll().await.map(v5_event).map_err(v5_error),
+        match &mut self.el {
+            Loop::V4(el) => el.poll().await.map(v4_event).map_err(v4_error),
+            Loop::V5(el) => el.poll().await.map(v5_event).map_err(v5_error),
         }
     }
 
     /// Events rumqttc buffered but has not returned yet (they must be seen before the queue is rebuilt).
     pub fn take_buffered_events(&mut self) -> Vec<NetEvent> {
-        match self {
-            Link::V4(el) => el.state.events.drain(..).map(v4_event).collect(),
-            Link::V5(el) => el.state.events.drain(..).map(v5_event).collect(),
+        match &mut self.el {
+            Loop::V4(el) => el.state.events.drain(..).map(v4_event).collect(),
+            Loop::V5(el) => el.state.events.drain(..).map(v5_event).collect(),
         }
     }
 
     /// Takes rumqttc's replay queue (in-flight publishes of the lost connection and drained requests).
     pub fn take_pending(&mut self) -> Vec<Req> {
-        match self {
-            Link::V4(el) => el.pending.drain(..).map(Req::V4).collect(),
-            Link::V5(el) => el.pending.drain(..).map(Req::V5).collect(),
+        match &mut self.el {
+            Loop::V4(el) => el.pending.drain(..).map(Req::V4).collect(),
+            Loop::V5(el) => el.pending.drain(..).map(Req::V5).collect(),
         }
     }
 
@@ -343,9 +389,9 @@ impl Link {
                 Outgoing::Subscribe(filters) => self.subscribe_request(&filters),
                 Outgoing::Unsubscribe(filter) => self.unsubscribe_request(&filter),
             };
-            match (&mut *self, r) {
-                (Link::V4(el), Req::V4(r)) => el.pending.push_back(r),
-                (Link::V5(el), Req::V5(r)) => el.pending.push_back(r),
+            match (&mut self.el, r) {
+                (Loop::V4(el), Req::V4(r)) => el.pending.push_back(r),
+                (Loop::V5(el), Req::V5(r)) => el.pending.push_back(r),
                 _ => tracing::error!("request of the other protocol version dropped"),
             }
         }
@@ -353,13 +399,13 @@ impl Link {
 
     /// A PUBACK/PUBREC for an incoming message, queued ahead of the request channel (manual acks).
     pub fn push_ack(&mut self, pkid: u16, qos: QoS) {
-        match self {
-            Link::V4(el) => el.pending.push_back(match qos {
+        match &mut self.el {
+            Loop::V4(el) => el.pending.push_back(match qos {
                 QoS::AtMostOnce => return,
                 QoS::AtLeastOnce => rumqttc::Request::PubAck(rumqttc::PubAck::new(pkid)),
                 QoS::ExactlyOnce => rumqttc::Request::PubRec(rumqttc::PubRec::new(pkid)),
             }),
-            Link::V5(el) => el.pending.push_back(match qos {
+            Loop::V5(el) => el.pending.push_back(match qos {
                 QoS::AtMostOnce => return,
                 QoS::AtLeastOnce => r5::Request::PubAck(p5::PubAck::new(pkid, None)),
                 QoS::ExactlyOnce => r5::Request::PubRec(p5::PubRec::new(pkid, None)),
@@ -369,23 +415,23 @@ impl Link {
 
     /// An UNSUBSCRIBE, for re-sending one that got no answer.
     fn unsubscribe_request(&self, filter: &str) -> Req {
-        match self {
-            Link::V4(_) => Req::V4(rumqttc::Request::Unsubscribe(rumqttc::Unsubscribe::new(
+        match self.el {
+            Loop::V4(_) => Req::V4(rumqttc::Request::Unsubscribe(rumqttc::Unsubscribe::new(
                 filter,
             ))),
-            Link::V5(_) => Req::V5(r5::Request::Unsubscribe(p5::Unsubscribe::new(filter, None))),
+            Loop::V5(_) => Req::V5(r5::Request::Unsubscribe(p5::Unsubscribe::new(filter, None))),
         }
     }
 
     /// A SUBSCRIBE for many filters, for restoring subscriptions.
     fn subscribe_request(&self, filters: &[(String, QoS)]) -> Req {
-        match self {
-            Link::V4(_) => Req::V4(rumqttc::Request::Subscribe(rumqttc::Subscribe::new_many(
+        match self.el {
+            Loop::V4(_) => Req::V4(rumqttc::Request::Subscribe(rumqttc::Subscribe::new_many(
                 filters
                     .iter()
                     .map(|(f, q)| rumqttc::SubscribeFilter::new(f.clone(), v4_qos(*q))),
             ))),
-            Link::V5(_) => Req::V5(r5::Request::Subscribe(p5::Subscribe::new_many(
+            Loop::V5(_) => Req::V5(r5::Request::Subscribe(p5::Subscribe::new_many(
                 filters
                     .iter()
                     .map(|(f, q)| p5::Filter::new(f.clone(), v5_qos(*q))),
