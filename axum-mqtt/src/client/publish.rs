@@ -60,46 +60,54 @@ impl<'a> Publish<'a> {
 
     /// Sends and waits for the acknowledgement.
     pub async fn send(self) -> Result<Published, Error> {
-        let shared = self.mqtt.shared();
-        let msg = self.msg;
-        validate_topic(&msg.topic)?;
-        // Fixed header (5) + topic length (2) + topic + packet id (2) + properties (rough bound).
-        let size = msg.payload.len() + msg.topic.len() + 9;
-        let max = shared.config.max_packet_size;
-        if size > max {
-            return Err(Error::PayloadTooLarge {
-                size: msg.payload.len(),
-                max,
+        send(self.mqtt.shared(), self.msg, self.timeout).await
+    }
+}
+
+/// Sends `msg` and waits for the acknowledgement (up to `timeout`). A function of the shared state
+/// rather than of a handle, so a background task can publish without keeping the client alive.
+pub(crate) async fn send(
+    shared: &Shared,
+    msg: OutPublish,
+    timeout: Option<Duration>,
+) -> Result<Published, Error> {
+    validate_topic(&msg.topic)?;
+    // Fixed header (5) + topic length (2) + topic + packet id (2) + properties (rough bound).
+    let size = msg.payload.len() + msg.topic.len() + 9;
+    let max = shared.config.max_packet_size;
+    if size > max {
+        return Err(Error::PayloadTooLarge {
+            size: msg.payload.len(),
+            max,
+        });
+    }
+    if msg.properties.is_some() && shared.config.protocol == Protocol::V311 {
+        return Err(Error::PropertiesNeedV5);
+    }
+    let wait = async {
+        let permit = shared.permit().await?;
+        if *shared.stop.borrow() != Stop::Running {
+            return Err(Error::Closed);
+        }
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut book = Shared::lock(&shared.book);
+            let qos = msg.qos;
+            shared.sender.try_publish(msg)?;
+            book.pubs.queued.push_back(PubWaiter {
+                reply: Some(tx),
+                qos,
+                received: false,
+                _permit: Some(permit),
             });
         }
-        if msg.properties.is_some() && shared.config.protocol == Protocol::V311 {
-            return Err(Error::PropertiesNeedV5);
-        }
-        let wait = async {
-            let permit = shared.permit().await?;
-            if *shared.stop.borrow() != Stop::Running {
-                return Err(Error::Closed);
-            }
-            let (tx, rx) = oneshot::channel();
-            {
-                let mut book = Shared::lock(&shared.book);
-                let qos = msg.qos;
-                shared.sender.try_publish(msg)?;
-                book.pubs.queued.push_back(PubWaiter {
-                    reply: Some(tx),
-                    qos,
-                    received: false,
-                    _permit: Some(permit),
-                });
-            }
-            rx.await.map_err(|_| Error::Closed)?
-        };
-        match self.timeout {
-            Some(d) => tokio::time::timeout(d, wait)
-                .await
-                .map_err(|_| Error::Timeout(d))?,
-            None => wait.await,
-        }
+        rx.await.map_err(|_| Error::Closed)?
+    };
+    match timeout {
+        Some(d) => tokio::time::timeout(d, wait)
+            .await
+            .map_err(|_| Error::Timeout(d))?,
+        None => wait.await,
     }
 }
 
