@@ -2,6 +2,7 @@
 //! wiring of the client's tasks.
 
 use std::future::Future;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, RwLock};
 
 use tokio::sync::{watch, Semaphore};
@@ -194,6 +195,7 @@ impl MqttBuilder {
             counters,
             stop: watch::channel(Stop::Running).0,
             ack_after,
+            fresh_sessions: AtomicU64::new(0),
         });
         let inner = Arc::new(Inner {
             shared: shared.clone(),

@@ -53,6 +53,8 @@ struct Incoming {
     msg: Message,
     /// Acknowledge after the handlers succeeded (an ack-after-handling route matches it).
     ack_after: bool,
+    /// The broker session it came in (see `Shared::ack_handled`).
+    session: u64,
 }
 
 impl Dispatcher {
@@ -68,8 +70,13 @@ impl Dispatcher {
         };
         self.shared.counters.received(msg.qos);
         self.shared.counters.meters.queued.increment(1.0);
+        let session = self.shared.session();
         if self.lanes[lane]
-            .send(Incoming { msg, ack_after })
+            .send(Incoming {
+                msg,
+                ack_after,
+                session,
+            })
             .await
             .is_err()
         {
@@ -122,7 +129,12 @@ async fn lane(
     client: Weak<Inner>,
 ) {
     let mut matching = Vec::new();
-    while let Some(Incoming { msg, ack_after }) = rx.recv().await {
+    while let Some(Incoming {
+        msg,
+        ack_after,
+        session,
+    }) = rx.recv().await
+    {
         shared.counters.meters.queued.decrement(1.0);
         let mqtt = client.upgrade().map(Mqtt::from_inner);
         let mut matched = false;
@@ -159,9 +171,7 @@ async fn lane(
         }
         if ack_after {
             if ack_ok {
-                if let Err(e) = shared.sender.try_ack(msg.pkid, msg.qos) {
-                    tracing::error!(topic = msg.topic(), error = %e, "could not queue the acknowledgement");
-                }
+                shared.ack_handled(&msg, session);
             } else {
                 // Not acknowledged: the broker redelivers it after the next reconnect (persistent session).
                 tracing::warn!(
