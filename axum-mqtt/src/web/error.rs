@@ -84,9 +84,10 @@ impl From<Error> for ApiError {
             Error::Refused(_) | Error::SessionLost => (StatusCode::BAD_GATEWAY, "broker_refused"),
             Error::Timeout(_) => (StatusCode::GATEWAY_TIMEOUT, "broker_timeout"),
             Error::Closed => (StatusCode::SERVICE_UNAVAILABLE, "client_closed"),
-            Error::Config(_) | Error::Tls(_) | Error::Router(_) => {
-                (StatusCode::INTERNAL_SERVER_ERROR, "config")
-            }
+            Error::Config(_)
+            | Error::Tls(_)
+            | Error::Router(_)
+            | Error::InvalidDeadLetter { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "config"),
         };
         ApiError::new(status, kind, e.to_string())
     }
