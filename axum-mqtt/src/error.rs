@@ -43,6 +43,27 @@ pub enum Error {
         /// Why it is rejected.
         reason: &'static str,
     },
+    /// A dead-letter topic template
+    /// ([`RouteOptions::dead_letter`](crate::router::RouteOptions::dead_letter)) cannot give a
+    /// topic to publish to.
+    ///
+    /// ```
+    /// use axum_mqtt::{router::RouteOptions, Error, Mqtt, MqttConfig, Router};
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let opts = RouteOptions::new().dead_letter("dlq/#");
+    /// let router: Router = Router::new().route_with("orders/{id}", opts, || async {});
+    /// let err = Mqtt::builder(MqttConfig::default()).router(router).start().await.unwrap_err();
+    /// assert!(matches!(err, Error::InvalidDeadLetter { .. }));
+    /// assert!(err.to_string().contains("wildcard"));
+    /// # });
+    /// ```
+    #[error("invalid dead-letter topic template {template:?}: {reason}")]
+    InvalidDeadLetter {
+        /// The template as given.
+        template: String,
+        /// Why it is rejected.
+        reason: &'static str,
+    },
     /// A topic filter (for subscribing) is not valid.
     #[error("invalid topic filter {filter:?}: {reason}")]
     InvalidFilter {

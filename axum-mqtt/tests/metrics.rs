@@ -7,6 +7,7 @@ mod common;
 use std::sync::OnceLock;
 
 use axum_mqtt::extract::Json;
+use axum_mqtt::router::RouteOptions;
 use axum_mqtt::{Mqtt, Protocol, QoS, Router, Status};
 use axum_mqtt_testkit::unique;
 use common::*;
@@ -176,4 +177,51 @@ async fn a_lost_connection_and_a_reconnect_are_counted() {
     assert_eq!(number(&s, "mqtt_reconnects_total", &c), 1.0);
     assert!(number(&s, "mqtt_connection_lost_total", &c) >= 1.0);
     assert_eq!(number(&s, "mqtt_connected", &c), 1.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_are_counted_by_outcome() {
+    exporter();
+    let t = unique("metrics-dlq");
+    let mut cfg = embedded_config(Protocol::V5);
+    cfg.client_id = unique_id("metrics-dlq");
+    let id = cfg.client_id.clone();
+    let published = format!("{t}/a");
+    // Its own pattern matches its dead-letter topic: not published, counted as failed.
+    let looping = format!("{t}/b/{{*rest}}");
+    let fail = || async { Err::<(), _>("always") };
+    let dead_letter = |template: String| RouteOptions::new().dead_letter(&template);
+    let router: Router = Router::new()
+        .route_with(&published, dead_letter(format!("{t}/dlq/{{topic}}")), fail)
+        .route_with(&looping, dead_letter(format!("{t}/b/dlq/{{topic}}")), fail);
+    let mqtt = connected(Mqtt::builder(cfg).router(router)).await;
+    for topic in [format!("{t}/a"), format!("{t}/b/x")] {
+        mqtt.publish(topic, "x")
+            .qos(QoS::AtLeastOnce)
+            .await
+            .unwrap();
+    }
+    let stats = wait_stats(&mqtt, |s| {
+        s.dead_lettered >= 1 && s.dead_letter_failures >= 1
+    })
+    .await;
+    assert_eq!((stats.dead_lettered, stats.dead_letter_failures), (1, 1));
+
+    let s = scrape();
+    let name = "mqtt_handler_dead_letters_total";
+    let of = |route: &str, outcome: &str| {
+        number(
+            &s,
+            name,
+            &[
+                ("client", id.as_str()),
+                ("route", route),
+                ("outcome", outcome),
+            ],
+        )
+    };
+    assert_eq!(of(&published, "published"), 1.0);
+    assert_eq!(of(&published, "failed"), 0.0);
+    assert_eq!(of(&looping, "failed"), 1.0);
+    assert_eq!(metric(&s, name).kind, Type::Counter);
 }

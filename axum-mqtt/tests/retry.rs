@@ -141,7 +141,7 @@ async fn panics_are_retried_rejections_are_not_and_a_route_that_always_fails_goe
     let router = Router::new()
         .route_with(
             &format!("{t}/panics"),
-            opts,
+            opts.clone(),
             |Text(body): Text, State(ctx): State<Ctx>| async move {
                 if ctx.fails(&body, 1) {
                     panic!("first run panics");
@@ -150,7 +150,7 @@ async fn panics_are_retried_rejections_are_not_and_a_route_that_always_fails_goe
         )
         .route_with(
             &format!("{t}/always"),
-            opts,
+            opts.clone(),
             |Text(body): Text, State(ctx): State<Ctx>| async move {
                 ctx.fails(&body, u32::MAX);
                 Err::<(), _>("always")

@@ -2,6 +2,7 @@
 //! wiring of the client's tasks.
 
 use std::future::Future;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, RwLock};
 
 use tokio::sync::{watch, Semaphore};
@@ -202,6 +203,7 @@ impl MqttBuilder {
             ack_after,
             #[cfg(feature = "outbox")]
             outbox: outbox.clone(),
+            fresh_sessions: AtomicU64::new(0),
         });
         let inner = Arc::new(Inner {
             shared: shared.clone(),

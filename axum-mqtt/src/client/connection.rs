@@ -309,6 +309,12 @@ impl Connection {
 
     fn on_connack(&mut self, session_present: bool) {
         let first = self.phase == Phase::Starting;
+        if !session_present {
+            // Before any message of the new session reaches a lane (see `Shared::ack_handled`).
+            self.shared
+                .fresh_sessions
+                .fetch_add(1, std::sync::atomic::Ordering::Release);
+        }
         self.retained.clear();
         self.phase = Phase::Connected {
             since: Instant::now(),

@@ -3,7 +3,8 @@
 //! Messages are spread over `HANDLER_CONCURRENCY` lanes by a hash of the topic, so messages of one
 //! topic are handled in order while different topics run concurrently. Each lane is a bounded queue;
 //! when it is full the connection task waits, which stops reading from the broker (backpressure).
-//! A handler that panics is caught and counted; the lane and the connection go on.
+//! A handler that panics is caught and counted; the lane and the connection go on. A message whose
+//! route failed for good goes to the route's dead-letter topic, if it has one (`dead_letter.rs`).
 
 use std::collections::hash_map::DefaultHasher;
 use std::future::Future;
@@ -14,9 +15,11 @@ use std::sync::{Arc, Weak};
 use std::time::Instant;
 
 use futures_util::FutureExt;
-use tokio::sync::mpsc;
+use tokio::sync::mpsc::{self, error::TrySendError};
+use tokio::sync::{Notify, Semaphore};
 use tower::{BoxError, Service, ServiceExt};
 
+use super::dead_letter::{Failed, Letter, Outbox};
 use super::events::{Connack, Disconnected, Event, Published, Subscribed, Unsubscribed};
 use super::handle::Mqtt;
 use super::meters::RouteMeters;
@@ -43,6 +46,8 @@ pub(crate) struct Callbacks {
 /// The connection task's side of the dispatcher.
 pub(crate) struct Dispatcher {
     lanes: Vec<mpsc::Sender<Incoming>>,
+    /// Per lane: told when the connection task found the lane full and waits for it.
+    blocked: Vec<Arc<Notify>>,
     events: mpsc::Sender<Event>,
     wants_publish_events: bool,
     shared: Arc<Shared>,
@@ -53,6 +58,8 @@ struct Incoming {
     msg: Message,
     /// Acknowledge after the handlers succeeded (an ack-after-handling route matches it).
     ack_after: bool,
+    /// The broker session it came in (see `Shared::ack_handled`).
+    session: u64,
 }
 
 impl Dispatcher {
@@ -68,11 +75,20 @@ impl Dispatcher {
         };
         self.shared.counters.received(msg.qos);
         self.shared.counters.meters.queued.increment(1.0);
-        if self.lanes[lane]
-            .send(Incoming { msg, ack_after })
-            .await
-            .is_err()
-        {
+        let incoming = Incoming {
+            msg,
+            ack_after,
+            session: self.shared.session(),
+        };
+        let sent = match self.lanes[lane].try_send(incoming) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(incoming)) => {
+                self.blocked[lane].notify_one();
+                self.lanes[lane].send(incoming).await.map_err(drop)
+            }
+            Err(TrySendError::Closed(_)) => Err(()),
+        };
+        if sent.is_err() {
             self.shared.counters.meters.queued.decrement(1.0);
             tracing::error!("message lane closed; message dropped");
         }
@@ -98,17 +114,32 @@ pub(crate) fn spawn(
     callbacks: Callbacks,
 ) -> Dispatcher {
     let n = shared.config.handler_concurrency;
+    let dead_letters = Arc::new(Semaphore::new(Outbox::capacity(
+        n,
+        shared.config.handler_queue,
+    )));
     let mut lanes = Vec::with_capacity(n);
+    let mut blocked = Vec::with_capacity(n);
     for _ in 0..n {
         let (tx, rx) = mpsc::channel(shared.config.handler_queue);
+        let notify = Arc::new(Notify::new());
         lanes.push(tx);
-        tokio::spawn(lane(rx, table.clone(), shared.clone(), client.clone()));
+        blocked.push(notify.clone());
+        let outbox = Outbox::new(shared.clone(), dead_letters.clone(), notify);
+        tokio::spawn(lane(
+            rx,
+            table.clone(),
+            shared.clone(),
+            client.clone(),
+            outbox,
+        ));
     }
     let (events, rx) = mpsc::channel(1024);
     let wants_publish_events = !callbacks.publish.is_empty();
     tokio::spawn(event_worker(rx, callbacks, client));
     Dispatcher {
         lanes,
+        blocked,
         events,
         wants_publish_events,
         shared,
@@ -120,13 +151,20 @@ async fn lane(
     mut table: RouteTable,
     shared: Arc<Shared>,
     client: Weak<Inner>,
+    outbox: Outbox,
 ) {
     let mut matching = Vec::new();
-    while let Some(Incoming { msg, ack_after }) = rx.recv().await {
+    while let Some(Incoming {
+        msg,
+        ack_after,
+        session,
+    }) = rx.recv().await
+    {
         shared.counters.meters.queued.decrement(1.0);
         let mqtt = client.upgrade().map(Mqtt::from_inner);
         let mut matched = false;
         let mut ack_ok = true;
+        let mut letters = Vec::new();
         table.matching(msg.topic(), &mut matching);
         for &i in &matching {
             let mut run = 1;
@@ -136,7 +174,9 @@ async fn lane(
                 };
                 matched |= m.by_pattern;
                 let (ack_after, retry, meters) = (m.ack_after, m.retry, m.meters);
-                let outcome = call(m.route, m.meters, m.req, &shared, m.on_rejection).await;
+                let (dead_letter, pattern) = (m.dead_letter, m.pattern);
+                let (outcome, error) =
+                    call(m.route, m.meters, m.req, &shared, m.on_rejection).await;
                 let failed = matches!(outcome, CallOutcome::Error | CallOutcome::Panic);
                 if failed && run < retry.attempts {
                     // In the lane: later messages of this topic wait, so their order holds.
@@ -151,24 +191,40 @@ async fn lane(
                     tokio::time::sleep(retry.delay(run)).await;
                     continue;
                 }
-                if ack_after && outcome != CallOutcome::Handled {
-                    ack_ok = false;
+                if outcome != CallOutcome::Handled {
+                    // Failed for good (a rejection at once): to the dead-letter topic, if any.
+                    let letter = dead_letter.and_then(|dead_letter| {
+                        let f = Failed {
+                            dead_letter,
+                            pattern,
+                            meters,
+                            error: error.as_deref().unwrap_or_default(),
+                            attempts: run,
+                        };
+                        Letter::new(&shared, &msg, f)
+                    });
+                    match letter {
+                        Some(l) => letters.push(l),
+                        None if ack_after => ack_ok = false,
+                        None => {}
+                    }
                 }
                 break;
             }
         }
-        if ack_after {
-            if ack_ok {
-                if let Err(e) = shared.sender.try_ack(msg.pkid, msg.qos) {
-                    tracing::error!(topic = msg.topic(), error = %e, "could not queue the acknowledgement");
-                }
-            } else {
-                // Not acknowledged: the broker redelivers it after the next reconnect (persistent session).
-                tracing::warn!(
-                    topic = msg.topic(),
-                    "handler failed; message left unacknowledged"
-                );
-            }
+        if ack_after && !ack_ok {
+            // Not acknowledged: the broker redelivers it after the next reconnect (persistent session).
+            tracing::warn!(
+                topic = msg.topic(),
+                "handler failed; message left unacknowledged"
+            );
+        }
+        let ack = (ack_after && ack_ok).then_some(session);
+        if !letters.is_empty() {
+            // Acknowledged (if at all) once the broker has the dead letters.
+            outbox.send(&msg, letters, ack, || rx.capacity() == 0).await;
+        } else if let Some(session) = ack {
+            shared.ack_handled(&msg, session);
         }
         if !matched {
             if let Some((f, meters)) = table.fallback.as_mut() {
@@ -184,14 +240,14 @@ async fn lane(
     }
 }
 
-/// Runs one route on one message; counts and reports the outcome.
+/// Runs one route on one message; counts and reports the outcome, with the failure's text.
 async fn call(
     route: &mut Route,
     meters: &RouteMeters,
     req: MqttRequest,
     shared: &Shared,
     on_rejection: Option<&RejectionHandler>,
-) -> CallOutcome {
+) -> (CallOutcome, Option<String>) {
     let msg = req.message().clone();
     let run = async {
         let svc = route.ready().await?;
@@ -204,23 +260,24 @@ async fn call(
     match outcome {
         Ok(Ok(Outcome::Handled)) => {
             c.call(meters, CallOutcome::Handled, took);
-            CallOutcome::Handled
+            (CallOutcome::Handled, None)
         }
         Ok(Ok(Outcome::Rejected(rejection))) => {
             c.call(meters, CallOutcome::Rejected, took);
             tracing::warn!(topic = msg.topic(), kind = rejection.kind(), error = %rejection, "message rejected");
+            let text = format!("rejected: {rejection}");
             if let Some(f) = on_rejection {
                 let fut = f(rejection, msg);
                 if AssertUnwindSafe(fut).catch_unwind().await.is_err() {
                     c.rejection_handler_panicked(meters);
                 }
             }
-            CallOutcome::Rejected
+            (CallOutcome::Rejected, Some(text))
         }
         Ok(Err(e)) => {
             c.call(meters, CallOutcome::Error, took);
             tracing::warn!(topic = msg.topic(), error = %e, "handler failed");
-            CallOutcome::Error
+            (CallOutcome::Error, Some(e.to_string()))
         }
         Err(panic) => {
             c.call(meters, CallOutcome::Panic, took);
@@ -230,7 +287,7 @@ async fn call(
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_default();
             tracing::error!(topic = msg.topic(), panic = %what, "handler panicked");
-            CallOutcome::Panic
+            (CallOutcome::Panic, Some(format!("panic: {what}")))
         }
     }
 }

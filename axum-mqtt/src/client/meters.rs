@@ -41,6 +41,7 @@ const PUBLISHED: &str = "mqtt_messages_published_total";
 const CALLS: &str = "mqtt_handler_calls_total";
 const DURATION: &str = "mqtt_handler_duration_seconds";
 const RETRIES: &str = "mqtt_handler_retries_total";
+const DEAD_LETTERS: &str = "mqtt_handler_dead_letters_total";
 const QUEUED: &str = "mqtt_handler_queue_depth";
 const INFLIGHT: &str = "mqtt_publishes_inflight";
 const CONNECTED: &str = "mqtt_connected";
@@ -91,6 +92,12 @@ pub(crate) const TABLE: &[MetricDoc] = &[
         kind: Kind::Counter,
         labels: "client, route",
         help: "Handler runs repeated after an error or a panic (RouteOptions::retry).",
+    },
+    MetricDoc {
+        name: DEAD_LETTERS,
+        kind: Kind::Counter,
+        labels: "client, route, outcome",
+        help: "Dead letters (RouteOptions::dead_letter) by outcome: published (the broker acknowledged), failed (not published; the original is not acknowledged).",
     },
     MetricDoc {
         name: QUEUED,
@@ -347,6 +354,16 @@ impl Meters {
                 ],
             )
         };
+        let dead = |outcome: &'static str| {
+            counter(
+                DEAD_LETTERS,
+                &[
+                    ("client", self.client.clone()),
+                    ("route", route.to_string()),
+                    ("outcome", outcome.to_string()),
+                ],
+            )
+        };
         RouteMeters {
             handled: l("handled"),
             rejected: l("rejected"),
@@ -359,6 +376,8 @@ impl Meters {
                     ("route", route.to_string()),
                 ],
             ),
+            dead_lettered: dead("published"),
+            dead_letter_failed: dead("failed"),
             duration: histogram(
                 DURATION,
                 &[
@@ -391,6 +410,8 @@ pub(crate) struct RouteMeters {
     pub error: Counter,
     pub panic: Counter,
     pub retried: Counter,
+    pub dead_lettered: Counter,
+    pub dead_letter_failed: Counter,
     pub duration: Histogram,
 }
 

@@ -18,6 +18,7 @@ mod book;
 mod builder;
 mod claim;
 mod connection;
+mod dead_letter;
 mod dispatch;
 pub(crate) mod events;
 mod failover;

@@ -60,15 +60,7 @@ impl<'a> Publish<'a> {
 
     /// Sends and waits for the acknowledgement.
     pub async fn send(self) -> Result<Published, Error> {
-        let shared = self.mqtt.shared();
-        check(shared, &self.msg)?;
-        let wait = send_checked(shared, self.msg);
-        match self.timeout {
-            Some(d) => tokio::time::timeout(d, wait)
-                .await
-                .map_err(|_| Error::Timeout(d))?,
-            None => wait.await,
-        }
+        send(self.mqtt.shared(), self.msg, self.timeout).await
     }
 
     /// Through the outbox: stored on disk before anything is sent, resolved on the broker's ack
@@ -111,12 +103,26 @@ pub(super) fn check(shared: &Shared, msg: &OutPublish) -> Result<(), Error> {
     Ok(())
 }
 
-/// Sends a checked publish and waits for its acknowledgement (no deadline).
-pub(super) async fn send_checked(shared: &Shared, msg: OutPublish) -> Result<Published, Error> {
-    enqueue(shared, msg)
-        .await?
-        .await
-        .map_err(|_| Error::Closed)?
+/// Sends `msg` and waits for the acknowledgement (up to `timeout`). A function of the shared state
+/// rather than of a handle, so a background task can publish without keeping the client alive.
+pub(crate) async fn send(
+    shared: &Shared,
+    msg: OutPublish,
+    timeout: Option<Duration>,
+) -> Result<Published, Error> {
+    check(shared, &msg)?;
+    let wait = async {
+        enqueue(shared, msg)
+            .await?
+            .await
+            .map_err(|_| Error::Closed)?
+    };
+    match timeout {
+        Some(d) => tokio::time::timeout(d, wait)
+            .await
+            .map_err(|_| Error::Timeout(d))?,
+        None => wait.await,
+    }
 }
 
 /// Puts a checked publish into the request channel (waiting for room) and returns the receiver of

@@ -1,5 +1,6 @@
 //! What the handles and the background tasks share, and how the client stops.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use tokio::sync::{watch, Semaphore};
@@ -41,6 +42,8 @@ pub(crate) struct Shared {
     /// The durable outbox, when configured.
     #[cfg(feature = "outbox")]
     pub outbox: Option<super::outbox::Outbox>,
+    /// CONNACKs without a session so far: a packet id means the same message only while this stays.
+    pub fresh_sessions: AtomicU64,
 }
 
 impl Shared {
@@ -51,6 +54,29 @@ impl Shared {
                 .ack_after
                 .iter()
                 .any(|p| p.matches(msg.topic()).is_some())
+    }
+
+    /// The session a message received now belongs to (see [`ack_handled`](Self::ack_handled)).
+    pub fn session(&self) -> u64 {
+        self.fresh_sessions.load(Ordering::Acquire)
+    }
+
+    /// Acknowledges a message that waited for its handlers, received in `session`.
+    ///
+    /// Not when the broker started a fresh session since: the message is gone with the old session,
+    /// and its packet id may already name another message, which the ack would then lose. (After a
+    /// resumed session the ack is right: the broker redelivers the message with the same packet id.)
+    pub fn ack_handled(&self, msg: &crate::Message, session: u64) {
+        if self.session() != session {
+            tracing::info!(
+                topic = msg.topic(),
+                "not acknowledged: the broker's session it came in is gone"
+            );
+            return;
+        }
+        if let Err(e) = self.sender.try_ack(msg.pkid, msg.qos) {
+            tracing::error!(topic = msg.topic(), error = %e, "could not queue the acknowledgement");
+        }
     }
 }
 

@@ -28,7 +28,8 @@ use crate::message::QoS;
 ///
 /// ```compile_fail,E0639
 /// let s = axum_mqtt::Stats { received: 0, handled: 0, rejected: 0, handler_errors: 0,
-///     handler_panics: 0, handler_retries: 0, stream_dropped: 0, published: 0, events_dropped: 0 };
+///     handler_panics: 0, handler_retries: 0, dead_lettered: 0, dead_letter_failures: 0,
+///     stream_dropped: 0, published: 0, events_dropped: 0 };
 /// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
@@ -47,6 +48,12 @@ pub struct Stats {
     /// ([`RouteOptions::retry`](crate::router::RouteOptions::retry)); each run is also counted
     /// as handled, an error or a panic.
     pub handler_retries: u64,
+    /// Messages published to their route's dead-letter topic and acknowledged by the broker
+    /// ([`RouteOptions::dead_letter`](crate::router::RouteOptions::dead_letter)).
+    pub dead_lettered: u64,
+    /// Messages that were to be dead-lettered but were not (refused, shut down, too large, backlog
+    /// full, or a topic that would loop); their originals are not acknowledged.
+    pub dead_letter_failures: u64,
     /// Messages a slow [`MessageStream`](crate::MessageStream) reader missed.
     pub stream_dropped: u64,
     /// Publishes acknowledged by the broker.
@@ -63,6 +70,8 @@ pub(crate) struct Counters {
     handler_errors: AtomicU64,
     handler_panics: AtomicU64,
     handler_retries: AtomicU64,
+    dead_lettered: AtomicU64,
+    dead_letter_failures: AtomicU64,
     stream_dropped: AtomicU64,
     published: AtomicU64,
     events_dropped: AtomicU64,
@@ -91,6 +100,8 @@ impl Counters {
             handler_errors: AtomicU64::new(0),
             handler_panics: AtomicU64::new(0),
             handler_retries: AtomicU64::new(0),
+            dead_lettered: AtomicU64::new(0),
+            dead_letter_failures: AtomicU64::new(0),
             stream_dropped: AtomicU64::new(0),
             published: AtomicU64::new(0),
             events_dropped: AtomicU64::new(0),
@@ -137,6 +148,17 @@ impl Counters {
         route.retried.increment(1);
     }
 
+    /// A dead letter was acknowledged by the broker (`true`) or could not be published.
+    pub fn dead_letter(&self, route: &RouteMeters, published: bool) {
+        if published {
+            bump(&self.dead_lettered);
+            route.dead_lettered.increment(1);
+        } else {
+            bump(&self.dead_letter_failures);
+            route.dead_letter_failed.increment(1);
+        }
+    }
+
     /// A rejection handler panicked (counted with the handler panics).
     pub fn rejection_handler_panicked(&self, route: &RouteMeters) {
         bump(&self.handler_panics);
@@ -153,6 +175,8 @@ impl Counters {
             handler_errors: g(&self.handler_errors),
             handler_panics: g(&self.handler_panics),
             handler_retries: g(&self.handler_retries),
+            dead_lettered: g(&self.dead_lettered),
+            dead_letter_failures: g(&self.dead_letter_failures),
             stream_dropped: g(&self.stream_dropped),
             published: g(&self.published),
             events_dropped: g(&self.events_dropped),

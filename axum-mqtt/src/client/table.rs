@@ -5,7 +5,7 @@ use std::sync::Arc;
 use super::meters::{Meters, RouteMeters};
 use crate::extract::MqttRequest;
 use crate::message::Message;
-use crate::router::{BoundRoute, RejectionHandler, Retry, Route};
+use crate::router::{BoundRoute, DeadLetterTopic, RejectionHandler, Retry, Route};
 use crate::topic::{FilterIndex, TopicPattern};
 use crate::Mqtt;
 use crate::Router;
@@ -27,6 +27,7 @@ struct TableRoute {
     route: Route,
     ack_after: bool,
     retry: Retry,
+    dead_letter: Option<DeadLetterTopic>,
     meters: RouteMeters,
 }
 
@@ -42,12 +43,14 @@ impl RouteTable {
                      route,
                      ack_after,
                      retry,
+                     dead_letter,
                  }| TableRoute {
                     meters: meters.route(pattern.as_ref().map_or("(on_message)", |p| p.as_str())),
                     pattern,
                     route,
                     ack_after,
                     retry,
+                    dead_letter,
                 },
             )
             .collect();
@@ -104,6 +107,8 @@ impl RouteTable {
             meters: &r.meters,
             ack_after: r.ack_after,
             retry: r.retry,
+            dead_letter: r.dead_letter.as_ref(),
+            pattern: r.pattern.as_ref(),
             by_pattern,
             on_rejection: self.on_rejection.as_ref(),
         })
@@ -119,6 +124,10 @@ pub(crate) struct Matched<'a> {
     pub ack_after: bool,
     /// How often a failing handler runs.
     pub retry: Retry,
+    /// Where a message goes when the handler failed for good.
+    pub dead_letter: Option<&'a DeadLetterTopic>,
+    /// The route's pattern (`None` for a catch-all).
+    pub pattern: Option<&'a TopicPattern>,
     /// A filter route (not a catch-all): the message counts as routed, so no fallback.
     pub by_pattern: bool,
     pub on_rejection: Option<&'a RejectionHandler>,

@@ -31,12 +31,14 @@
 //! `$share/<group>/<filter>` so several app instances split the messages, while matching still
 //! uses the real topic.
 
+mod dead_letter;
 mod handler;
 mod options;
 mod route;
 pub(crate) mod routes;
 mod trace;
 
+pub(crate) use dead_letter::DeadLetterTopic;
 pub use handler::{Handler, IntoHandlerResult};
 pub(crate) use options::Retry;
 pub use options::RouteOptions;

@@ -1,8 +1,10 @@
-//! [`RouteOptions`]: per-route QoS, acknowledgement mode and retries.
+//! [`RouteOptions`]: per-route QoS, acknowledgement mode, retries and dead-letter topic.
 
 use std::time::Duration;
 
+use super::DeadLetterTopic;
 use crate::message::QoS;
+use crate::Error;
 
 /// Per-route settings for [`Router::route_with`](crate::Router::route_with).
 ///
@@ -10,11 +12,13 @@ use crate::message::QoS;
 /// use axum_mqtt::{QoS, router::RouteOptions};
 /// let opts = RouteOptions::new().qos(QoS::ExactlyOnce).ack_after_handling();
 /// ```
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct RouteOptions {
     pub(crate) qos: QoS,
     pub(crate) ack_after: bool,
     pub(crate) retry: Retry,
+    /// Checked when set; an error is reported when the route is added.
+    pub(crate) dead_letter: Option<Result<DeadLetterTopic, Error>>,
 }
 
 /// How often a failing handler runs, and how long it waits in between.
@@ -43,6 +47,7 @@ impl Default for RouteOptions {
                 attempts: 1,
                 backoff: Duration::ZERO,
             },
+            dead_letter: None,
         }
     }
 }
@@ -75,7 +80,8 @@ impl RouteOptions {
     /// the topics that share its lane, see `HANDLER_CONCURRENCY`) wait until the message succeeded
     /// or ran out of attempts, so per-topic order holds; other lanes go on. With
     /// [`ack_after_handling`](Self::ack_after_handling) the message is acknowledged once, after the
-    /// run that succeeded; after the last failed run it is left unacknowledged as before.
+    /// run that succeeded; after the last failed run it is left unacknowledged as before, or
+    /// published to the [`dead_letter`](Self::dead_letter) topic.
     ///
     /// ```
     /// use std::time::Duration;
@@ -88,6 +94,12 @@ impl RouteOptions {
             attempts: attempts.max(1),
             backoff,
         };
+        self
+    }
+
+    #[doc = include_str!("../docs/dead_letter.md")]
+    pub fn dead_letter(mut self, template: &str) -> Self {
+        self.dead_letter = Some(DeadLetterTopic::parse(template));
         self
     }
 }

@@ -42,7 +42,7 @@ impl<S> Clone for RouteDef<S> {
     fn clone(&self) -> Self {
         RouteDef {
             pattern: self.pattern.clone(),
-            opts: self.opts,
+            opts: self.opts.clone(),
             payload: self.payload,
             make: self.make.clone(),
         }
@@ -141,22 +141,33 @@ where
         self.route_with(pattern, RouteOptions::default(), handler)
     }
 
-    /// Like [`route`](Self::route), with a QoS and acknowledgement mode.
+    /// Like [`route`](Self::route), with options: QoS, acknowledgement mode, retries, dead-letter
+    /// topic. An invalid [dead-letter template](RouteOptions::dead_letter) makes the client's
+    /// `start` fail with [`Error::InvalidDeadLetter`].
     pub fn route_with<H, T>(mut self, pattern: &str, opts: RouteOptions, handler: H) -> Self
     where
         H: Handler<T, S>,
         T: 'static,
     {
+        self.add(pattern, opts, handler_route(handler));
+        self
+    }
+
+    /// Adds a route, or the reason it cannot be added to the errors `start` reports.
+    fn add(&mut self, pattern: &str, opts: RouteOptions, make: MakeRoute<S>) {
+        if let Some(Err(e)) = &opts.dead_letter {
+            self.errors.push(e.clone());
+            return;
+        }
         match TopicPattern::parse(pattern) {
             Ok(p) => self.routes.push(RouteDef {
                 pattern: Some(p),
                 opts,
                 payload: PayloadDoc::BYTES,
-                make: handler_route(handler),
+                make,
             }),
             Err(e) => self.errors.push(e),
         }
-        self
     }
 
     /// Like [`route_with`](Self::route_with), for a handler taking a [`Json<T>`](crate::extract::Json)
@@ -255,17 +266,11 @@ where
         Svc::Error: Into<BoxError>,
         Svc::Future: Send + 'static,
     {
-        match TopicPattern::parse(pattern) {
-            Ok(p) => self.routes.push(RouteDef {
-                pattern: Some(p),
-                opts,
-                payload: PayloadDoc::BYTES,
-                make: Arc::new(move |_| {
-                    Route::new(service.clone().map_response(|()| Outcome::Handled))
-                }),
-            }),
-            Err(e) => self.errors.push(e),
-        }
+        self.add(
+            pattern,
+            opts,
+            Arc::new(move |_| Route::new(service.clone().map_response(|()| Outcome::Handled))),
+        );
         self
     }
 
@@ -521,6 +526,7 @@ pub(crate) struct BoundRoute {
     pub route: Route,
     pub ack_after: bool,
     pub retry: super::Retry,
+    pub dead_letter: Option<super::DeadLetterTopic>,
 }
 
 /// A router with its state bound, taken apart for the dispatcher (see `client/table.rs`).
@@ -541,6 +547,7 @@ impl Router<()> {
                     route: (d.make)(()),
                     ack_after: d.opts.ack_after,
                     retry: d.opts.retry,
+                    dead_letter: d.opts.dead_letter.and_then(Result::ok),
                 })
                 .collect(),
             fallback: self.fallback.map(|m| m(())),

@@ -88,9 +88,10 @@ impl From<Error> for ApiError {
             Error::Outbox { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "outbox"),
             Error::DurableNeedsQos => (StatusCode::UNPROCESSABLE_ENTITY, "durable_needs_qos"),
             Error::NoOutbox => (StatusCode::NOT_FOUND, "no_outbox"),
-            Error::Config(_) | Error::Tls(_) | Error::Router(_) => {
-                (StatusCode::INTERNAL_SERVER_ERROR, "config")
-            }
+            Error::Config(_)
+            | Error::Tls(_)
+            | Error::Router(_)
+            | Error::InvalidDeadLetter { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "config"),
         };
         ApiError::new(status, kind, e.to_string())
     }
