@@ -8,7 +8,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use axum_mqtt::web::ApiError;
-use axum_mqtt::web::{PublishRequest, PublishResponse};
+use axum_mqtt::web::{OutboxStatusResponse, PublishRequest, PublishResponse, QueuedResponse};
 use axum_mqtt::{ConnectionState, QoS};
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -39,11 +39,12 @@ const SSE_CAPACITY: usize = 256;
     security((), ("bearerAuth" = []), ("queryToken" = [])),
     responses(
         (status = 200, description = "The broker has the message (PUBACK/PUBCOMP for QoS 1/2; written for QoS 0).", body = PublishResponse),
+        (status = 202, description = "With `--outbox`, QoS 1/2 only: the message is stored on disk and goes out when the broker acknowledges it (the broker did not within the wait, or the client is not connected: then this comes at once). Ask `GET /publish/{id}`.", body = QueuedResponse),
         (status = 400, description = "The body is not JSON, or not UTF-8.", body = ApiError),
         (status = 413, description = "The payload with its user properties (or the whole body) is too large.", body = ApiError),
         (status = 422, description = "The JSON is not a valid publish request: missing or invalid topic (empty, wildcard, NUL, over 65535 bytes), invalid qos, missing or conflicting payload fields, invalid base64, bad user_properties (`invalid_body`, `invalid_user_property`: NUL or over 65535 bytes), or user properties while the app's client speaks MQTT 3.1.1 (`needs_mqtt5`).", body = ApiError),
         (status = 502, description = "The broker refused the message.", body = ApiError),
-        (status = 503, description = "The MQTT client is shutting down.", body = ApiError),
+        (status = 503, description = "The MQTT client is shutting down (`client_closed`), or with `--outbox` the outbox is full (`outbox_full`: nothing was stored).", body = ApiError),
         (status = 504, description = "The broker did not acknowledge in time (e.g. it is unreachable); the message may still be delivered.", body = ApiError),
         Guarded,
     )
@@ -70,6 +71,27 @@ pub async fn publish(State(st): State<AppState>, body: Result<Bytes, BytesReject
         }
     }
     resp
+}
+
+/// `GET /publish/{id}`: what became of a publish `POST /publish` answered 202 for.
+#[utoipa::path(
+    get,
+    path = "/publish/{id}",
+    operation_id = "publishStatus",
+    summary = "What became of a queued publish (with --outbox)",
+    params(("id" = String, Path, description = "The id of a 202 answer of POST /publish.")),
+    security((), ("bearerAuth" = []), ("queryToken" = [])),
+    responses(
+        (status = 200, description = "`queued` (stored, not yet acknowledged), `acked` (with its `mid`) or `failed` (the broker refused it; with its `reason`).", body = OutboxStatusResponse),
+        (status = 404, description = "`unknown_id`: this outbox never had that id, or finished it long ago (the newest 10 000 finished ids are kept); `no_outbox`: the app runs without `--outbox`.", body = ApiError),
+        Guarded,
+    )
+)]
+pub async fn publish_status(
+    State(st): State<AppState>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Response {
+    st.publish.status(&st.mqtt, &id).await
 }
 
 type Params = Result<Query<HashMap<String, String>>, QueryRejection>;

@@ -101,6 +101,11 @@ pub struct Cli {
     )]
     pub no_broker: bool,
 
+    /// Durable outbox file: POST /publish at QoS 1/2 is stored there before it is sent and answers
+    /// 202 with an id when the broker does not acknowledge in time; kept across restarts.
+    #[arg(long, env = "APP_OUTBOX", value_name = "PATH")]
+    pub outbox: Option<PathBuf>,
+
     /// Topic filters the app subscribes to and logs (comma-separated; '' for none).
     #[arg(
         long,
@@ -302,8 +307,14 @@ impl Cli {
                  MQTT 3.1.1 and 5 on one port, --broker-listen (default 127.0.0.1:1883)",
             ));
         }
-        let mut mqtt =
-            MqttConfig::from_env().map_err(|e| bad(format!("invalid MQTT setting {e}")))?;
+        // --outbox is MQTT_OUTBOX_PATH under the app's name (so MQTT_OUTBOX_MAX_* apply to it).
+        let outbox = self
+            .outbox
+            .as_ref()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map(|p| ("MQTT_OUTBOX_PATH".to_string(), p.display().to_string()));
+        let mut mqtt = MqttConfig::from_pairs("MQTT", std::env::vars().chain(outbox))
+            .map_err(|e| bad(format!("invalid MQTT setting {e}")))?;
         let url_set = std::env::var_os("MQTT_BROKER_URL").is_some_and(|v| !v.is_empty());
         let max_payload = self.max_payload as usize;
         let broker = if self.no_broker || url_set {

@@ -111,6 +111,7 @@ mod tests {
         assert!(v["openapi"].as_str().unwrap().starts_with("3.1"));
         for p in [
             "/publish",
+            "/publish/{id}",
             "/api/messages",
             "/api/info",
             "/events",
@@ -126,6 +127,8 @@ mod tests {
         for s in [
             "PublishRequest",
             "PublishResponse",
+            "QueuedResponse",
+            "OutboxStatusResponse",
             "Error",
             "ConnectionState",
             "Info",
@@ -134,7 +137,7 @@ mod tests {
         }
         let publish = &v["paths"]["/publish"]["post"];
         for code in [
-            "200", "400", "401", "403", "413", "422", "502", "503", "504",
+            "200", "202", "400", "401", "403", "413", "422", "502", "503", "504",
         ] {
             assert!(publish["responses"].get(code).is_some(), "/publish {code}");
         }

@@ -63,6 +63,7 @@ pub fn router(state: AppState, hosts: Arc<AllowedHosts>, request_timeout: Durati
 fn api() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(api::publish))
+        .routes(routes!(api::publish_status))
         .routes(routes!(api::messages))
         .routes(routes!(api::info))
         .routes(routes!(api::metrics))

@@ -107,6 +107,31 @@ impl App {
 
     /// Waits for the banner, reads the ports from it, and waits for a connected `/healthz`.
     pub async fn wait_ready(&mut self) {
+        self.wait_banner().await;
+        self.wait_health(200).await;
+    }
+
+    /// Waits until `/healthz` answers `status` (200 connected, 503 not).
+    pub async fn wait_health(&self, status: u16) {
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(r) = client.get(self.url("/healthz")).send().await {
+                if r.status() == status {
+                    return;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "/healthz never answered {status}: {}",
+                self.output()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits for the banner and reads the ports from it (the client may not be connected yet).
+    pub async fn wait_banner(&mut self) {
         self.wait_line(|l| l.starts_with("Press Ctrl-C"), Duration::from_secs(20))
             .await;
         let banner = self.stdout();
@@ -130,21 +155,6 @@ impl App {
             self.output()
         );
         self.base = format!("http://127.0.0.1:{}", self.http_port);
-        let client = reqwest::Client::new();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Ok(r) = client.get(self.url("/healthz")).send().await {
-                if r.status() == 200 {
-                    return;
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the app did not become healthy: {}",
-                self.output()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -56,9 +56,16 @@ impl PublishResponse {
 /// ```
 #[cfg(feature = "outbox")]
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct QueuedResponse {
+    /// Always 0: the message is safe.
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 0))]
     code: u8,
+    /// The outbox id; ask `GET /publish/{id}` about it.
+    #[cfg_attr(feature = "openapi", schema(example = "42"))]
     id: String,
+    /// Always `queued`.
+    #[cfg_attr(feature = "openapi", schema(example = "queued"))]
     status: &'static str,
 }
 
@@ -101,12 +108,20 @@ impl QueuedResponse {
 /// ```
 #[cfg(feature = "outbox")]
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OutboxStatusResponse {
+    /// Always 0.
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 0))]
     code: u8,
+    /// The outbox id asked about.
     id: String,
+    /// `queued`, `acked` or `failed`.
+    #[cfg_attr(feature = "openapi", schema(pattern = "^(queued|acked|failed)$"))]
     status: &'static str,
+    /// The packet id the broker acknowledged (`acked` only).
     #[serde(skip_serializing_if = "Option::is_none")]
     mid: Option<u16>,
+    /// Why the broker refused it (`failed` only).
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<String>,
 }
