@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant};
 
+use axum::response::IntoResponse;
 use axum::routing::post;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -16,7 +17,9 @@ use crate::procinfo::percentile;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServeArgs {
-    /// `publish` (axum_mqtt::web::PublishEndpoint) or `noop` (returns without publishing).
+    /// `publish` (axum_mqtt::web::PublishEndpoint), `outbox` (the same through a durable outbox in
+    /// a temporary file), `naive` (axum `Json` + bare rumqttc, fire and forget: what a user writes
+    /// without this crate) or `noop` (returns without publishing).
     #[arg(long)]
     pub mode: String,
     /// Broker port (publish mode).
@@ -50,6 +53,25 @@ pub async fn serve(args: ServeArgs) -> Result<(), String> {
                 Some(mqtt),
             )
         }
+        "outbox" => {
+            let mut cfg = axum_mqtt::MqttConfig::new("127.0.0.1", args.mqtt_port);
+            cfg.client_id = format!("bench-http-outbox-{}", std::process::id());
+            let path = std::env::temp_dir().join(format!("{}.db", cfg.client_id));
+            let _ = std::fs::remove_file(&path);
+            cfg.outbox = Some(axum_mqtt::OutboxConfig::new(path));
+            let mqtt = axum_mqtt::Mqtt::start(cfg)
+                .await
+                .map_err(|e| e.to_string())?;
+            let st = mqtt.wait_connected(Duration::from_secs(10)).await;
+            if st.status != axum_mqtt::Status::Connected {
+                return Err(format!("not connected: {:?}", st.last_error));
+            }
+            (
+                axum_mqtt::web::PublishEndpoint::new().router(mqtt.clone()),
+                Some(mqtt),
+            )
+        }
+        "naive" => (naive(args.mqtt_port), None),
         other => return Err(format!("unknown mode {other:?}")),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -81,6 +103,54 @@ pub async fn serve(args: ServeArgs) -> Result<(), String> {
         m.shutdown(Duration::from_secs(2)).await;
     }
     Ok(())
+}
+
+/// The reference for `POST /publish`: what a Rust user writes without this crate. An axum handler
+/// taking `Json<{topic, msg, qos}>` and calling bare rumqttc `AsyncClient::publish` without waiting
+/// for the broker (as Flask-MQTT does), with its own event-loop task.
+fn naive(port: u16) -> axum::Router {
+    #[derive(serde::Deserialize)]
+    struct Req {
+        topic: String,
+        msg: String,
+        #[serde(default)]
+        qos: u8,
+    }
+    let mut opts = rumqttc::MqttOptions::new(
+        format!("bench-naive-{}", std::process::id()),
+        "127.0.0.1",
+        port,
+    );
+    opts.set_keep_alive(Duration::from_secs(30));
+    let (client, mut eventloop) = rumqttc::AsyncClient::new(opts, 1000);
+    tokio::spawn(async move {
+        loop {
+            if eventloop.poll().await.is_err() {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    });
+    axum::Router::new().route(
+        "/publish",
+        post(move |axum::Json(r): axum::Json<Req>| {
+            let client = client.clone();
+            async move {
+                let qos = match r.qos {
+                    1 => rumqttc::QoS::AtLeastOnce,
+                    2 => rumqttc::QoS::ExactlyOnce,
+                    _ => rumqttc::QoS::AtMostOnce,
+                };
+                match client.publish(r.topic, qos, false, r.msg).await {
+                    Ok(()) => axum::Json(serde_json::json!({"code": 0})).into_response(),
+                    Err(e) => (
+                        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                        axum::Json(serde_json::json!({"code": 1, "error": e.to_string()})),
+                    )
+                        .into_response(),
+                }
+            }
+        }),
+    )
 }
 
 /// Results of one load run.

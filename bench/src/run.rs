@@ -255,6 +255,31 @@ pub async fn run(args: RunArgs) -> Result<(), String> {
             ]),
             &ctx.log,
         )?;
+        // The reference a user would pick instead, and our endpoint through the durable outbox.
+        let mut naive = Kid::spawn(
+            "serve-naive",
+            &strings(&[
+                "serve-http",
+                "--mode",
+                "naive",
+                "--mqtt-port",
+                &deep.port.to_string(),
+            ]),
+            &ctx.log,
+        )?;
+        let mut outbox = Kid::spawn(
+            "serve-outbox",
+            &strings(&[
+                "serve-http",
+                "--mode",
+                "outbox",
+                "--mqtt-port",
+                &deep.port.to_string(),
+            ]),
+            &ctx.log,
+        )?;
+        let naive_port = port_of(&naive.event("ready", Duration::from_secs(15)).await?);
+        let outbox_port = port_of(&outbox.event("ready", Duration::from_secs(15)).await?);
         let noop_port = port_of(&noop.event("ready", Duration::from_secs(15)).await?);
         let pub_port = port_of(&pubsrv.event("ready", Duration::from_secs(15)).await?);
         let rmqtt_port = port_of(&pub_rmqtt.event("ready", Duration::from_secs(15)).await?);
@@ -279,6 +304,43 @@ pub async fn run(args: RunArgs) -> Result<(), String> {
                     Err(e) => res.notes.push(format!("http noop c={c}: {e}")),
                 }
                 for q in [0u8, 1] {
+                    match http_point(
+                        &ctx,
+                        &Server {
+                            name: "naive: axum Json + bare rumqttc, fire and forget",
+                            port: naive_port,
+                            pid: naive.pid,
+                        },
+                        Some(q),
+                        c,
+                        &deep,
+                        true,
+                    )
+                    .await
+                    {
+                        Ok(p) => res.http.push(p),
+                        Err(e) => res.notes.push(format!("http naive QoS {q} c={c}: {e}")),
+                    }
+                    if q == 1 {
+                        // QoS 0 does not go through the outbox (nothing to confirm).
+                        match http_point(
+                            &ctx,
+                            &Server {
+                                name: "outbox: axum-mqtt PublishEndpoint, durable",
+                                port: outbox_port,
+                                pid: outbox.pid,
+                            },
+                            Some(q),
+                            c,
+                            &deep,
+                            true,
+                        )
+                        .await
+                        {
+                            Ok(p) => res.http.push(p),
+                            Err(e) => res.notes.push(format!("http outbox QoS {q} c={c}: {e}")),
+                        }
+                    }
                     match http_point(
                         &ctx,
                         &Server {
@@ -319,6 +381,8 @@ pub async fn run(args: RunArgs) -> Result<(), String> {
             }
         }
         noop.finish().await;
+        naive.finish().await;
+        outbox.finish().await;
         pubsrv.finish().await;
         pub_rmqtt.finish().await;
         res.sections_secs
