@@ -166,9 +166,18 @@ pub struct OutboxDepth {
 struct Inner {
     path: String,
     config: OutboxConfig,
+    /// Durable publishes waiting to be stored: whoever commits next stores them all in one
+    /// transaction (group commit: one fsync for every concurrent caller, not one each).
+    incoming: Mutex<Vec<Incoming>>,
     state: Mutex<State>,
     wake: Notify,
     meters: OutboxMeters,
+}
+
+/// A message to store, and where its caller waits for the id (and then the ack).
+struct Incoming {
+    msg: OutPublish,
+    stored: oneshot::Sender<Result<(u64, oneshot::Receiver<Result<Published, Error>>), Error>>,
 }
 
 struct State {
@@ -196,6 +205,7 @@ impl Outbox {
             inner: Arc::new(Inner {
                 path: config.path.display().to_string(),
                 config: config.clone(),
+                incoming: Mutex::new(Vec::new()),
                 state: Mutex::new(State {
                     store,
                     waiters: HashMap::new(),
@@ -293,35 +303,18 @@ impl Outbox {
         if msg.qos == QoS::AtMostOnce {
             return Err(Error::DurableNeedsQos);
         }
-        let limits = (self.inner.config.max_messages, self.inner.config.max_bytes);
-        let meters = self.inner.meters.clone();
-        let (id, rx) = self
-            .blocking(move |s| {
-                let d = s.store.depth;
-                let size = store::row_bytes(&msg);
-                let full = if d.messages >= limits.0 {
-                    Some(format!("{} of {} messages", d.messages, limits.0))
-                } else if d.bytes + size > limits.1 {
-                    Some(format!(
-                        "{} + {size} bytes would exceed {} bytes",
-                        d.bytes, limits.1
-                    ))
-                } else {
-                    None
-                };
-                if let Some(reason) = full {
-                    meters.full.increment(1);
-                    return Err(Error::OutboxFull { reason });
-                }
-                let id = s.store.insert(&msg)?;
-                let (tx, rx) = oneshot::channel();
-                s.waiters.insert(id, tx);
-                meters.stored.increment(1);
-                meters.messages.set(s.store.depth.messages as f64);
-                meters.bytes.set(s.store.depth.bytes as f64);
-                Ok((id, rx))
-            })
-            .await?;
+        let (stored, rx) = oneshot::channel();
+        Shared::lock(&self.inner.incoming).push(Incoming { msg, stored });
+        let inner = self.inner.clone();
+        self.blocking(move |s| {
+            commit(&inner, s);
+            Ok(())
+        })
+        .await?;
+        let (id, rx) = rx.await.map_err(|_| Error::Outbox {
+            path: self.inner.path.clone(),
+            reason: "the message was neither stored nor refused".into(),
+        })??;
         self.inner.wake.notify_one();
         let queued = Delivery::Queued { id: OutboxId(id) };
         let mut state = shared.state.subscribe();
@@ -350,6 +343,67 @@ impl Outbox {
             Some(Err(e @ Error::Refused(_))) => Err(e),
             // Closed, or no answer yet: the message is on disk and goes out later.
             _ => Ok(queued),
+        }
+    }
+}
+
+/// Stores every waiting message in one transaction and answers their callers. Runs with the state
+/// locked; a caller whose message an earlier commit already took finds nothing to do.
+fn commit(inner: &Inner, s: &mut State) {
+    let batch = std::mem::take(&mut *Shared::lock(&inner.incoming));
+    if batch.is_empty() {
+        return;
+    }
+    let (max_messages, max_bytes) = (inner.config.max_messages, inner.config.max_bytes);
+    let meters = &inner.meters;
+    // The limits, in arrival order: what does not fit is refused, the rest is stored.
+    let mut depth = s.store.depth;
+    let mut fits = Vec::with_capacity(batch.len());
+    let mut msgs = Vec::with_capacity(batch.len());
+    for item in batch {
+        let size = store::row_bytes(&item.msg);
+        let full = if depth.messages >= max_messages {
+            Some(format!("{} of {max_messages} messages", depth.messages))
+        } else if depth.bytes + size > max_bytes {
+            Some(format!(
+                "{} + {size} bytes would exceed {max_bytes} bytes",
+                depth.bytes
+            ))
+        } else {
+            None
+        };
+        match full {
+            Some(reason) => {
+                meters.full.increment(1);
+                let _ = item.stored.send(Err(Error::OutboxFull { reason }));
+            }
+            None => {
+                depth.messages += 1;
+                depth.bytes += size;
+                msgs.push(item.msg);
+                fits.push(item.stored);
+            }
+        }
+    }
+    if msgs.is_empty() {
+        return;
+    }
+    match s.store.insert_all(&msgs) {
+        Ok(ids) => {
+            meters.stored.increment(ids.len() as u64);
+            meters.messages.set(s.store.depth.messages as f64);
+            meters.bytes.set(s.store.depth.bytes as f64);
+            for (id, stored) in ids.into_iter().zip(fits) {
+                let (tx, rx) = oneshot::channel();
+                s.waiters.insert(id, tx);
+                let _ = stored.send(Ok((id, rx)));
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot store durable publishes");
+            for stored in fits {
+                let _ = stored.send(Err(e.clone()));
+            }
         }
     }
 }

@@ -160,26 +160,53 @@ impl Store {
     }
 
     /// Stores a message; it is on disk when this returns.
+    #[cfg(test)]
     pub fn insert(&mut self, msg: &OutPublish) -> Result<u64, Error> {
-        let props = msg.properties.as_ref().map(props_to_json);
-        self.conn
-            .execute(
-                "INSERT INTO outbox (topic, payload, qos, retain, properties, bytes, created_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![
-                    msg.topic,
-                    &msg.payload[..],
-                    msg.qos as u8,
-                    msg.retain,
-                    props,
-                    row_bytes(msg) as i64,
-                    now_ms()
-                ],
-            )
-            .map_err(|e| self.fail(e))?;
-        self.depth.messages += 1;
-        self.depth.bytes += row_bytes(msg);
-        Ok(self.conn.last_insert_rowid() as u64)
+        Ok(self.insert_all(std::slice::from_ref(msg))?[0])
+    }
+
+    /// Stores messages in one transaction (one fsync for all); they are on disk when this returns.
+    pub fn insert_all(&mut self, msgs: &[OutPublish]) -> Result<Vec<u64>, Error> {
+        let path = self.path.display().to_string();
+        let fail = |e: rusqlite::Error| Error::Outbox {
+            path: path.clone(),
+            reason: e.to_string(),
+        };
+        let now = now_ms();
+        let tx = self.conn.transaction().map_err(fail)?;
+        let mut ids = Vec::with_capacity(msgs.len());
+        {
+            let mut stmt = tx
+                .prepare_cached(
+                    "INSERT INTO outbox (topic, payload, qos, retain, properties, bytes, created_ms)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id",
+                )
+                .map_err(fail)?;
+            for msg in msgs {
+                let props = msg.properties.as_ref().map(props_to_json);
+                let id: i64 = stmt
+                    .query_row(
+                        params![
+                            msg.topic,
+                            &msg.payload[..],
+                            msg.qos as u8,
+                            msg.retain,
+                            props,
+                            row_bytes(msg) as i64,
+                            now
+                        ],
+                        |r| r.get(0),
+                    )
+                    .map_err(fail)?;
+                ids.push(id as u64);
+            }
+        }
+        tx.commit().map_err(fail)?;
+        for msg in msgs {
+            self.depth.messages += 1;
+            self.depth.bytes += row_bytes(msg);
+        }
+        Ok(ids)
     }
 
     /// Up to `n` queued rows after `after`, oldest first.
