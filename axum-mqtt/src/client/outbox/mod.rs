@@ -174,10 +174,13 @@ struct Inner {
     meters: OutboxMeters,
 }
 
+/// Where a caller learns its message's id, and then waits for the broker's ack.
+type Stored = Result<(u64, oneshot::Receiver<Result<Published, Error>>), Error>;
+
 /// A message to store, and where its caller waits for the id (and then the ack).
 struct Incoming {
     msg: OutPublish,
-    stored: oneshot::Sender<Result<(u64, oneshot::Receiver<Result<Published, Error>>), Error>>,
+    stored: oneshot::Sender<Stored>,
 }
 
 struct State {
