@@ -346,33 +346,39 @@ fn broker_lists() {
     let names: Vec<String> = c.brokers().iter().map(ToString::to_string).collect();
     assert_eq!(names, ["a:1884", "b:1883", "[::1]:1999"]);
     // BROKER_PORT fills in every entry without a port; host names all take it.
-    let c = load(&[
-        ("MQTT_BROKER_URL", "mqtts://a,mqtts://b:9000"),
-        ("MQTT_BROKER_PORT", "8884"),
-    ])
-    .unwrap();
-    assert!(c.tls.enabled);
-    assert_eq!(c.brokers(), [("a", 8884).into(), ("b", 9000).into()]);
+    #[cfg(feature = "tls")]
+    {
+        let c = load(&[
+            ("MQTT_BROKER_URL", "mqtts://a,mqtts://b:9000"),
+            ("MQTT_BROKER_PORT", "8884"),
+        ])
+        .unwrap();
+        assert!(c.tls.enabled);
+        assert_eq!(c.brokers(), [("a", 8884).into(), ("b", 9000).into()]);
+    }
     let c = load(&[("MQTT_BROKER_URL", "a,b"), ("MQTT_BROKER_PORT", "1999")]).unwrap();
     assert_eq!(c.brokers(), [("a", 1999).into(), ("b", 1999).into()]);
     let c = load(&[("MQTT_BROKER_URL", "a,b")]).unwrap();
     assert_eq!(c.brokers(), [("a", 1883).into(), ("b", 1883).into()]);
-    // Credentials and the path of the first apply to all; repeating them is fine.
-    let c = load(&[(
-        "MQTT_BROKER_URL",
-        "ws://u:p@a:80/ws,ws://u:p@b/ws,ws://c:81",
-    )])
-    .unwrap();
-    assert_eq!(c.transport, Transport::Websockets);
-    assert_eq!(
-        (
-            c.username.as_deref(),
-            c.password.as_deref(),
-            c.ws_path.as_str()
-        ),
-        (Some("u"), Some("p"), "/ws")
-    );
-    assert_eq!(c.failover, [("b", 80).into(), ("c", 81).into()]);
+    #[cfg(feature = "websocket")]
+    {
+        // Credentials and the path of the first apply to all; repeating them is fine.
+        let c = load(&[(
+            "MQTT_BROKER_URL",
+            "ws://u:p@a:80/ws,ws://u:p@b/ws,ws://c:81",
+        )])
+        .unwrap();
+        assert_eq!(c.transport, Transport::Websockets);
+        assert_eq!(
+            (
+                c.username.as_deref(),
+                c.password.as_deref(),
+                c.ws_path.as_str()
+            ),
+            (Some("u"), Some("p"), "/ws")
+        );
+        assert_eq!(c.failover, [("b", 80).into(), ("c", 81).into()]);
+    }
     // A single URL clears a list set before.
     assert!(load(&[("MQTT_BROKER_URL", "mqtt://a")])
         .unwrap()
