@@ -37,28 +37,16 @@ pub async fn serve(args: ServeArgs) -> Result<(), String> {
             ),
             None,
         ),
-        "publish" => {
-            // Library defaults, as the app would run them.
+        mode @ ("publish" | "outbox") => {
+            // Library defaults, as the app would run them; `outbox` adds a durable outbox in a
+            // fresh temporary file.
             let mut cfg = axum_mqtt::MqttConfig::new("127.0.0.1", args.mqtt_port);
-            cfg.client_id = format!("bench-http-{}", std::process::id());
-            let mqtt = axum_mqtt::Mqtt::start(cfg)
-                .await
-                .map_err(|e| e.to_string())?;
-            let st = mqtt.wait_connected(Duration::from_secs(10)).await;
-            if st.status != axum_mqtt::Status::Connected {
-                return Err(format!("not connected: {:?}", st.last_error));
+            cfg.client_id = format!("bench-http-{mode}-{}", std::process::id());
+            if mode == "outbox" {
+                let path = std::env::temp_dir().join(format!("{}.db", cfg.client_id));
+                let _ = std::fs::remove_file(&path);
+                cfg.outbox = Some(axum_mqtt::OutboxConfig::new(path));
             }
-            (
-                axum_mqtt::web::PublishEndpoint::new().router(mqtt.clone()),
-                Some(mqtt),
-            )
-        }
-        "outbox" => {
-            let mut cfg = axum_mqtt::MqttConfig::new("127.0.0.1", args.mqtt_port);
-            cfg.client_id = format!("bench-http-outbox-{}", std::process::id());
-            let path = std::env::temp_dir().join(format!("{}.db", cfg.client_id));
-            let _ = std::fs::remove_file(&path);
-            cfg.outbox = Some(axum_mqtt::OutboxConfig::new(path));
             let mqtt = axum_mqtt::Mqtt::start(cfg)
                 .await
                 .map_err(|e| e.to_string())?;
