@@ -26,6 +26,9 @@ pub struct BrokerConfig {
     pub tls: Option<TlsListener>,
     /// What one client may do and hold.
     pub limits: Limits,
+    /// Run as one node of an rmqtt broadcast cluster (feature `cluster`).
+    #[cfg(feature = "cluster")]
+    pub cluster: Option<crate::ClusterConfig>,
 }
 
 /// An MQTT over TLS listener.
@@ -127,6 +130,8 @@ impl BrokerConfig {
             ws: None,
             tls: None,
             limits: Limits::default(),
+            #[cfg(feature = "cluster")]
+            cluster: None,
         }
     }
 
@@ -145,6 +150,13 @@ impl BrokerConfig {
     /// Sets the largest accepted MQTT packet in bytes.
     pub fn with_max_packet_size(mut self, bytes: u32) -> Self {
         self.limits.max_packet_size = bytes;
+        self
+    }
+
+    /// Makes this broker one node of a cluster (feature `cluster`); see [`ClusterConfig`](crate::ClusterConfig).
+    #[cfg(feature = "cluster")]
+    pub fn with_cluster(mut self, cluster: crate::ClusterConfig) -> Self {
+        self.cluster = Some(cluster);
         self
     }
 

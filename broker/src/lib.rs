@@ -32,16 +32,24 @@
 //! drops connections that send an empty WebSocket message, as MQTT.js does): WebSocket
 //! connections go through a relay to the TCP listener, so the broker sees them as loopback peers.
 //!
+//! With the feature `cluster`, a broker can be one node of an rmqtt broadcast cluster
+//! ([`BrokerConfig::with_cluster`]); the binary `axum-mqtt-cluster-node` starts such a node from
+//! the command line.
+//!
 //! rmqtt logs through the `log` crate; a `tracing-subscriber` with its default `tracing-log`
 //! feature picks those records up, so `RUST_LOG=rmqtt=debug` shows them.
 #![deny(missing_docs)]
 #![cfg_attr(not(test), warn(clippy::print_stdout, clippy::dbg_macro))]
 
+#[cfg(feature = "cluster")]
+mod cluster;
 mod config;
 mod guard;
 mod server;
 mod ws;
 
+#[cfg(feature = "cluster")]
+pub use cluster::{ClusterConfig, ClusterNode};
 pub use config::{BrokerConfig, Limits, TlsListener};
 pub use server::{BrokerStats, EmbeddedBroker};
 

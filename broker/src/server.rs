@@ -265,13 +265,34 @@ async fn build(
         // shares its machine with the app (and tests with each other) and must not.
         .busy_check_enable(false)
         .plugins_config_map_add("rmqtt-retainer", retainer)
-        .plugins_config_map_add("rmqtt-shared-subscription", "strategy = \"round_robin\"\n")
-        .build()
-        .await;
+        .plugins_config_map_add("rmqtt-shared-subscription", "strategy = \"round_robin\"\n");
+    #[cfg(feature = "cluster")]
+    let scx = match &config.cluster {
+        Some(c) => scx
+            .node(rmqtt::node::Node::new(
+                c.id(),
+                80.0,
+                90.0,
+                Duration::from_secs(2),
+            ))
+            .circuit_breaker_config(crate::cluster::circuit_breaker())
+            .plugins_config_map_add("rmqtt-cluster-broadcast", c.plugin_toml()),
+        None => scx,
+    };
+    let scx = scx.build().await;
     let plugin = |name: &str, e: rmqtt::Error| BrokerError::Start(format!("plugin {name}: {e}"));
     rmqtt_retainer::register(&scx, true, false)
         .await
         .map_err(|e| plugin("rmqtt-retainer", e))?;
+    // Between the retainer and shared subscriptions, as in rmqtt's `examples/cluster-broadcast`.
+    #[cfg(feature = "cluster")]
+    if let Some(c) = &config.cluster {
+        let listener = c.grpc_listener().await?;
+        rmqtt_cluster_broadcast::register(&scx, true, false)
+            .await
+            .map_err(|e| plugin("rmqtt-cluster-broadcast", e))?;
+        tokio::spawn(crate::cluster::grpc::serve(scx.clone(), listener));
+    }
     rmqtt_shared_subscription::register(&scx, true, false)
         .await
         .map_err(|e| plugin("rmqtt-shared-subscription", e))?;
