@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 
 use axum_mqtt::{Connack, Disconnected, Message, Mqtt, MqttConfig, Protocol, QoS, Status};
 use axum_mqtt_testkit::{unique, Mosquitto, MosquittoOptions};
+use common::apps::{app_binary, app_line};
 use common::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::task::JoinSet;
@@ -755,92 +756,6 @@ async fn broker_sending_garbage() {
 // ---------------------------------------------------------------------------------------------
 // Scale-out: several app processes share one subscription through the broker.
 
-/// The app binary next to this test binary (`cargo test --workspace` builds it, as the app has
-/// integration tests; alone, build it with `cargo build -p axum-mqtt-app`).
-fn app_binary() -> Option<std::path::PathBuf> {
-    let exe = std::env::current_exe().ok()?;
-    let profile_dir = exe.parent()?.parent()?; // target/<profile>/deps/faults-… → target/<profile>
-    let app = profile_dir.join("axum-mqtt-app");
-    app.exists().then_some(app)
-}
-
-/// One `axum-mqtt-app --no-broker` process in a shared-subscription group. Its stdout lines
-/// `Received message on topic: … with payload: <id>` are forwarded as `(instance, payload)`.
-struct App {
-    child: std::process::Child,
-    log: std::path::PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl App {
-    fn start(
-        bin: &std::path::Path,
-        instance: usize,
-        broker: &str,
-        filter: &str,
-        tx: std::sync::mpsc::Sender<(usize, String)>,
-    ) -> App {
-        use std::io::BufRead;
-        let dir = tempfile::tempdir().expect("tempdir");
-        let log = dir.path().join("stderr.log");
-        let mut child = std::process::Command::new(bin)
-            .args(["--no-broker", "--history", "16", "--subscribe", filter])
-            .arg("--http")
-            .arg("127.0.0.1:0")
-            .env("MQTT_BROKER_URL", broker)
-            .env("MQTT_SHARED_GROUP", "workers")
-            .env("MQTT_CLIENT_ID", unique_id(&format!("scale-{instance}")))
-            .env("RUST_LOG", "warn")
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::fs::File::create(&log).expect("log file"))
-            .spawn()
-            .expect("start axum-mqtt-app");
-        let stdout = child.stdout.take().expect("stdout");
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                let item = match line.rsplit_once(" with payload: ") {
-                    Some((_, payload)) => payload.to_string(),
-                    None if line == "Connected successfully" => "<connected>".to_string(),
-                    None => continue,
-                };
-                if tx.send((instance, item)).is_err() {
-                    break;
-                }
-            }
-        });
-        App {
-            child,
-            log,
-            _dir: dir,
-        }
-    }
-
-    fn stderr(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for App {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Receives the next app line within `d`, from a blocking channel, without blocking the runtime.
-async fn app_line(
-    rx: &Arc<Mutex<std::sync::mpsc::Receiver<(usize, String)>>>,
-    d: Duration,
-) -> Option<(usize, String)> {
-    let rx = rx.clone();
-    tokio::task::spawn_blocking(move || lock(&rx).recv_timeout(d).ok())
-        .await
-        .ok()
-        .flatten()
-}
-
 /// Starts `apps` app processes in one shared group, publishes `n` QoS 1 messages (ids as payloads)
 /// and returns how many times each id was handled, per instance, and the time from the first
 /// publish to the last message handled.
@@ -858,12 +773,12 @@ async fn scale_out(apps: usize, n: u64) -> Option<(Vec<HashMap<u64, u32>>, Durat
     let t = unique("scale");
     let (tx, rx) = std::sync::mpsc::channel();
     let rx = Arc::new(Mutex::new(rx));
-    let running: Vec<App> = (0..apps)
-        .map(|i| App::start(&bin, i, &m.url(), &format!("{t}/#"), tx.clone()))
+    let running: Vec<apps::App> = (0..apps)
+        .map(|i| apps::App::start(&bin, i, &m.url(), &format!("{t}/#"), tx.clone()))
         .collect();
     drop(tx);
     let fail = |what: &str| -> ! {
-        let logs: Vec<String> = running.iter().map(App::stderr).collect();
+        let logs: Vec<String> = running.iter().map(apps::App::stderr).collect();
         panic!("{what}; app logs: {logs:#?}; broker log: {}", m.log())
     };
 
@@ -876,7 +791,7 @@ async fn scale_out(apps: usize, n: u64) -> Option<(Vec<HashMap<u64, u32>>, Durat
     let mut connected_apps = 0;
     while connected_apps < apps {
         match app_line(&rx, WAIT).await {
-            Some((_, l)) if l == "<connected>" => connected_apps += 1,
+            Some((_, apps::Line::Connected)) => connected_apps += 1,
             Some(_) => {}
             None => fail("an app did not connect"),
         }
@@ -893,7 +808,7 @@ async fn scale_out(apps: usize, n: u64) -> Option<(Vec<HashMap<u64, u32>>, Durat
             .await
             .unwrap();
         if let Some((i, l)) = app_line(&rx, Duration::from_millis(200)).await {
-            if l == "probe" {
+            if l == apps::Line::Payload("probe".into()) {
                 probed[i] = true;
             }
         }
@@ -923,12 +838,13 @@ async fn scale_out(apps: usize, n: u64) -> Option<(Vec<HashMap<u64, u32>>, Durat
     let mut handled = 0u64;
     while handled < n {
         match app_line(&rx, Duration::from_secs(30)).await {
-            Some((i, payload)) => {
+            Some((i, apps::Line::Payload(payload))) => {
                 if let Ok(id) = payload.parse::<u64>() {
                     *counts[i].entry(id).or_default() += 1;
                     handled += 1;
                 }
             }
+            Some(_) => {}
             None => fail(&format!("only {handled} of {n} messages handled")),
         }
     }
@@ -936,7 +852,7 @@ async fn scale_out(apps: usize, n: u64) -> Option<(Vec<HashMap<u64, u32>>, Durat
     sender.await.expect("publisher task");
     // Nothing more arrives (no duplicates in flight).
     if let Some((i, l)) = app_line(&rx, Duration::from_millis(300)).await {
-        fail(&format!("app {i} got more than {n} messages: {l}"));
+        fail(&format!("app {i} got more than {n} messages: {l:?}"));
     }
     publisher.shutdown(WAIT).await;
     Some((counts, elapsed))

@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests: configs for real brokers and waiting on events.
 #![allow(dead_code)]
 
+pub mod apps;
+
 use std::time::Duration;
 
 use axum_mqtt::{Message, Mqtt, MqttConfig, Protocol, Status};
