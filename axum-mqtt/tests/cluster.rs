@@ -222,16 +222,18 @@ async fn apps_ready(
     http
 }
 
-async fn three_apps_exactly_once(n: u64) {
+/// `apps` instances (1 or 3) on the three nodes, one group; `n` messages through all nodes, each
+/// handled exactly once. Returns the CPU the apps and the nodes used while handling them.
+async fn apps_exactly_once(apps: usize, n: u64) -> (Duration, Duration) {
     init_tracing();
     let Some((node_bin, app_bin)) = binaries() else {
-        return;
+        return Default::default();
     };
     let cluster = Cluster::start(node_bin, 3);
     let t = unique("cluster");
     let (tx, rx) = std::sync::mpsc::channel();
     let rx: Lines = Arc::new(Mutex::new(rx));
-    let running: Vec<App> = (0..3)
+    let running: Vec<App> = (0..apps)
         .map(|i| {
             App::start(
                 &app_bin,
@@ -254,6 +256,17 @@ async fn three_apps_exactly_once(n: u64) {
 
     // ids 0..n round robin over the three nodes, up to 1000 in flight each, 16 topics.
     use futures_util::StreamExt;
+    let node_pids: Vec<u32> = cluster.nodes.iter().map(|n| n.child.id()).collect();
+    let cpu_now = || -> (Duration, Duration) {
+        (
+            running.iter().map(App::cpu).sum(),
+            node_pids
+                .iter()
+                .map(|p| common::apps::process_cpu(*p))
+                .sum(),
+        )
+    };
+    let cpu_before = cpu_now();
     let started = Instant::now();
     let senders: Vec<_> = publishers
         .iter()
@@ -275,7 +288,7 @@ async fn three_apps_exactly_once(n: u64) {
             })
         })
         .collect();
-    let mut counts: Vec<HashMap<u64, u32>> = vec![HashMap::new(); 3];
+    let mut counts: Vec<HashMap<u64, u32>> = vec![HashMap::new(); apps];
     let mut handled = 0u64;
     while handled < n {
         match app_line(&rx, Duration::from_secs(30)).await {
@@ -296,13 +309,18 @@ async fn three_apps_exactly_once(n: u64) {
     for s in senders {
         s.await.expect("publisher task");
     }
+    let cpu_after = cpu_now();
     if let Some((i, l)) = app_line(&rx, Duration::from_millis(500)).await {
         panic!("app {i} got more than the {n} messages: {l:?}");
     }
     let shares: Vec<usize> = counts.iter().map(HashMap::len).collect();
+    let (app_cpu, node_cpu) = (cpu_after.0 - cpu_before.0, cpu_after.1 - cpu_before.1);
     eprintln!(
-        "3 apps on 3 nodes: {n} QoS 1 messages in {elapsed:.2?} ({:.0} msg/s), split {shares:?}",
-        n as f64 / elapsed.as_secs_f64()
+        "{apps} app(s) on 3 nodes: {n} QoS 1 messages in {elapsed:.2?} ({:.0} msg/s), split \
+         {shares:?}; CPU per message: apps {:.1} µs, nodes {:.1} µs",
+        n as f64 / elapsed.as_secs_f64(),
+        app_cpu.as_secs_f64() * 1e6 / n as f64,
+        node_cpu.as_secs_f64() * 1e6 / n as f64,
     );
     let mut total: HashMap<u64, u32> = HashMap::new();
     for c in &counts {
@@ -318,17 +336,23 @@ async fn three_apps_exactly_once(n: u64) {
     for p in publishers {
         p.shutdown(WAIT).await;
     }
+    (app_cpu, node_cpu)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_apps_on_three_nodes_handle_each_message_once() {
-    three_apps_exactly_once(10_000).await;
+    apps_exactly_once(3, 10_000).await;
 }
 
+/// The cost per message with 1 and with 3 instances on the cluster (run by hand, figures in
+/// docs/scale-out.md): `cargo test -p axum-mqtt --test cluster cost -- --ignored --nocapture`
+/// with the node binary built.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "heavier: 100k messages; figures in docs/scale-out.md"]
-async fn three_apps_on_three_nodes_100k() {
-    three_apps_exactly_once(100_000).await;
+#[ignore = "a measurement: 100k messages, 1 and 3 instances, twice"]
+async fn cost_per_message_1_vs_3_instances_100k() {
+    for apps in [1, 3, 1, 3] {
+        apps_exactly_once(apps, 100_000).await;
+    }
 }
 
 /// What the HTTP load saw: ids answered `code: 0`, and failures per app.

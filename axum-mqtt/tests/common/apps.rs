@@ -95,6 +95,11 @@ impl App {
         }
     }
 
+    /// CPU time (user + system) the process has used so far.
+    pub fn cpu(&self) -> Duration {
+        process_cpu(self.child.id())
+    }
+
     /// What the process wrote to stderr so far.
     pub fn stderr(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
@@ -123,4 +128,19 @@ pub async fn app_line(rx: &Lines, d: Duration) -> Option<(usize, Line)> {
     .await
     .ok()
     .flatten()
+}
+
+/// CPU time (user + system) process `pid` has used, from `/proc/<pid>/stat` (zero if unreadable).
+pub fn process_cpu(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start at field 3; utime and stime
+    // are fields 14 and 15, in clock ticks (USER_HZ, 100 on Linux).
+    let rest = stat.rsplit_once(") ").map(|(_, r)| r).unwrap_or("");
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    Duration::from_millis(f.iter().sum::<u64>() * 10)
 }
