@@ -102,29 +102,7 @@ async fn a_failing_handler_runs_again_in_order_and_is_acknowledged_once() {
     let s = wait_stats(&worker, |s| s.handled >= 2).await;
     assert_eq!((s.handled, s.handler_errors, s.handler_retries), (2, 2, 2));
 
-    // A barrier: the worker's acks were queued before this publish, on the same connection, so
-    // once the broker acknowledged it, it has the acks too.
-    worker
-        .publish(format!("{t}/barrier"), "x")
-        .qos(QoS::AtLeastOnce)
-        .await
-        .unwrap();
-    let mut state = worker.watch_state();
-    proxy.cut();
-    wait_state(&mut state, "the reconnect", |s| {
-        s.connects == 2 && s.status == Status::Connected
-    })
-    .await;
-    publisher
-        .publish(topic.clone(), "c")
-        .qos(QoS::AtLeastOnce)
-        .await
-        .unwrap();
-    assert_eq!(
-        next(&mut runs).await,
-        "c",
-        "nothing acknowledged came back after the reconnect"
-    );
+    no_redelivery_after_cut(&worker, &proxy, &publisher, &topic, "c", &mut runs).await;
 }
 
 #[derive(serde::Deserialize)]

@@ -55,6 +55,9 @@ pub async fn run(
         .map_err(|e| e.to_string())?;
     let mut app = Command::new(app_bin)
         .args(["--no-broker", "--http", &format!("127.0.0.1:{port}")])
+        // The app admits 256 WebSocket clients and 512 connections by default; the run needs all in.
+        .args(["--max-ws-clients", &(clients + 16).to_string()])
+        .args(["--max-connections", &(clients + 64).to_string()])
         .env(
             "MQTT_BROKER_URL",
             format!("mqtt://127.0.0.1:{}", broker.port),

@@ -30,6 +30,11 @@ async fn connect(port: u16, tag: &str, inflight: u16) -> Result<(AsyncClient, Ev
     o.set_inflight(inflight);
     o.set_max_packet_size(1 << 20, 1 << 20);
     let (client, mut el) = AsyncClient::new(o, 4096);
+    // Nagle off: a paced stream of small publishes would otherwise wait for the broker's delayed
+    // ACKs (tens of ms), and the latency sections would measure that instead of the path.
+    let mut net = el.network_options();
+    net.set_tcp_nodelay(true);
+    el.set_network_options(net);
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let ev = tokio::time::timeout_at(deadline.into(), el.poll())

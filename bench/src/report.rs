@@ -112,6 +112,52 @@ pub fn markdown(meta: &Meta, r: &Results) -> String {
             yes(lost == 0)
         );
     }
+    // Inbound CPU per message against a bare rumqttc event loop (QoS 0, 32 B).
+    let cpu = |recv: &str| {
+        Spread::of(
+            inbound(recv, 0, 32)
+                .iter()
+                .filter(|s| s.received > 0)
+                .map(|s| s.cpu_s / s.received as f64 * 1e6),
+        )
+        .median
+    };
+    let (a, b) = (cpu("axum"), cpu("rumqttc"));
+    if a.is_finite() && b.is_finite() && b > 0.0 {
+        let _ = writeln!(
+            o,
+            "| inbound QoS 0, 32 B: CPU per message ≤ 1.5 × bare rumqttc | {:.2} × ({a:.2} vs {b:.2} µs) | {} |",
+            a / b,
+            yes(a <= 1.5 * b)
+        );
+    }
+    // WebSocket fan-out: latency with one client, memory with 1000.
+    let fan = |clients: usize| -> Vec<&crate::fanout::Fanout> {
+        r.fanout.iter().filter(|f| f.clients == clients).collect()
+    };
+    let one = fan(1);
+    if !one.is_empty() {
+        let p99 = Spread::of(one.iter().map(|f| f64::from(f.p99_us) / 1000.0)).median;
+        let _ = writeln!(
+            o,
+            "| WebSocket, 1 client at {} msg/s: publish → browser p99 ≤ 5 ms | {p99:.1} ms | {} |",
+            one[0].rate,
+            yes(p99 <= 5.0)
+        );
+    }
+    let many = fan(1000);
+    if !many.is_empty() {
+        let rss = Spread::of(many.iter().map(|f| f.app_hwm_kib as f64 / 1024.0)).median;
+        let (frames, expected): (u64, u64) = many
+            .iter()
+            .map(|f| (f.frames, f.sent * f.clients as u64))
+            .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
+        let _ = writeln!(
+            o,
+            "| WebSocket, 1000 clients: app peak RSS ≤ 64 MiB, every frame delivered | {rss:.1} MiB, {frames} of {expected} frames | {} |",
+            yes(rss <= 64.0 && frames == expected)
+        );
+    }
     // HTTP → MQTT against what a user would write instead (issue "Performance against the code a
     // user would write instead"): the naive endpoint, measured in the same run.
     let server_cpu = |server: &str, q: Option<u8>, c: usize| {

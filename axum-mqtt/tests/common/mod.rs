@@ -151,6 +151,43 @@ pub fn event_collector<E: Send + 'static>() -> (
     )
 }
 
+/// With ack-after-handling: proves that nothing `worker` acknowledged comes back after a
+/// reconnect. A QoS 1 barrier publish on the worker's connection (its acks were queued before it,
+/// so once the broker acknowledged the barrier it has them too), the connection cut through
+/// `proxy`, the reconnect, then `probe` published on `topic` must be the next handler run.
+pub async fn no_redelivery_after_cut(
+    worker: &Mqtt,
+    proxy: &Proxy,
+    publisher: &Mqtt,
+    topic: &str,
+    probe: &str,
+    runs: &mut mpsc::UnboundedReceiver<String>,
+) {
+    worker
+        .publish(format!("{topic}/barrier"), "x")
+        .qos(axum_mqtt::QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    let mut state = worker.watch_state();
+    let connects = state.borrow().connects;
+    proxy.cut();
+    wait_state(&mut state, "the reconnect", |s| {
+        s.connects > connects && s.status == Status::Connected
+    })
+    .await;
+    publisher
+        .publish(topic.to_string(), probe.to_string())
+        .qos(axum_mqtt::QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    // A redelivered message of the old session would come before it, on the same topic and lane.
+    assert_eq!(
+        next(runs).await,
+        probe,
+        "nothing acknowledged came back after the reconnect"
+    );
+}
+
 /// A TCP proxy between a client and a broker that a test can break like a network would:
 /// [`cut`](Proxy::cut) closes every live connection at once (the broker sees the socket close
 /// without DISCONNECT), [`refuse`](Proxy::refuse) closes new connections on accept, and
