@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use axum_mqtt::extract::{Json, State, Text};
 use axum_mqtt::router::RouteOptions;
-use axum_mqtt::{Error, Message, MessageStream, Mqtt, MqttConfig, Protocol, QoS, Router, Status};
+use axum_mqtt::{Error, Message, MessageStream, Mqtt, MqttConfig, Protocol, QoS, Router};
 use axum_mqtt_testkit::{embedded, unique, Mosquitto};
 use base64::Engine as _;
 use common::*;

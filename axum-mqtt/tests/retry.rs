@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use axum_mqtt::extract::{Json, State, Text};
 use axum_mqtt::router::RouteOptions;
-use axum_mqtt::{Mqtt, Protocol, QoS, Router, Status};
+use axum_mqtt::{Mqtt, Protocol, QoS, Router};
 use axum_mqtt_testkit::{embedded, unique};
 use common::*;
 use tokio::sync::mpsc;
