@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use axum_mqtt::{Mqtt, Protocol, QoS};
 use axum_mqtt_testkit::unique;
-use common::apps::{app_binary, app_line, workspace_binary, App, Line, Lines};
+use common::apps::{app_binary, app_line, spawn_id_load, workspace_binary, App, Line, Lines};
 use common::*;
 
 /// The node binary and the app binary, or `None` (skip) when they are not built.
@@ -179,14 +179,7 @@ async fn subscriber(
 
 /// Starts one app per node and waits until each one is connected and has handled a probe
 /// published on its home node (so the gRPC links and the group's members are all in place).
-async fn apps_ready(
-    cluster: &Cluster,
-    app_bin: &std::path::Path,
-    t: &str,
-    rx: &Lines,
-    running: &[App],
-    probers: &[Mqtt],
-) -> Vec<u16> {
+async fn apps_ready(t: &str, rx: &Lines, running: &[App], probers: &[Mqtt]) -> Vec<u16> {
     let n = running.len();
     let mut http = vec![0u16; n];
     let mut connected = vec![false; n];
@@ -201,7 +194,6 @@ async fn apps_ready(
             ),
         }
     }
-    let _ = (cluster, app_bin);
     let mut probed = vec![false; n];
     let deadline = Instant::now() + WAIT * 2;
     while probed.iter().any(|p| !p) {
@@ -252,10 +244,9 @@ async fn apps_exactly_once(apps: usize, n: u64) -> (Duration, Duration) {
         cfg.max_pending = 5000;
         publishers.push(connected(Mqtt::builder(cfg)).await);
     }
-    apps_ready(&cluster, &app_bin, &t, &rx, &running, &publishers).await;
+    apps_ready(&t, &rx, &running, &publishers).await;
 
     // ids 0..n round robin over the three nodes, up to 1000 in flight each, 16 topics.
-    use futures_util::StreamExt;
     let node_pids: Vec<u32> = cluster.nodes.iter().map(|n| n.child.id()).collect();
     let cpu_now = || -> (Duration, Duration) {
         (
@@ -271,22 +262,7 @@ async fn apps_exactly_once(apps: usize, n: u64) -> (Duration, Duration) {
     let senders: Vec<_> = publishers
         .iter()
         .enumerate()
-        .map(|(k, p)| {
-            let (p, t) = (p.clone(), t.clone());
-            tokio::spawn(async move {
-                futures_util::stream::iter((k as u64..n).step_by(3))
-                    .for_each_concurrent(1000, |id| {
-                        let (p, topic) = (p.clone(), format!("{t}/m/{}", id % 16));
-                        async move {
-                            p.publish(topic, id.to_string())
-                                .qos(QoS::AtLeastOnce)
-                                .await
-                                .expect("publish");
-                        }
-                    })
-                    .await;
-            })
-        })
+        .map(|(k, p)| spawn_id_load(p, &t, (k as u64..n).step_by(3)))
         .collect();
     let mut counts: Vec<HashMap<u64, u32>> = vec![HashMap::new(); apps];
     let mut handled = 0u64;
@@ -429,7 +405,7 @@ async fn a_node_killed_under_load_fails_its_instance_over_and_loses_nothing_acke
     for node in &cluster.nodes {
         probers.push(connected(Mqtt::builder(mosquitto_config(node.port, Protocol::V311))).await);
     }
-    let http = apps_ready(&cluster, &app_bin, &t, &rx, &running, &probers).await;
+    let http = apps_ready(&t, &rx, &running, &probers).await;
     for p in probers {
         p.shutdown(WAIT).await;
     }

@@ -816,24 +816,8 @@ async fn scale_out(apps: usize, n: u64) -> Option<(Vec<HashMap<u64, u32>>, Durat
     while app_line(&rx, Duration::from_millis(200)).await.is_some() {} // late probes
 
     // The load: n QoS 1 publishes, up to 1000 in flight, spread over 16 topics.
-    use futures_util::StreamExt;
     let started = Instant::now();
-    let sender = {
-        let (publisher, t) = (publisher.clone(), t.clone());
-        tokio::spawn(async move {
-            futures_util::stream::iter(0..n)
-                .for_each_concurrent(1000, |id| {
-                    let (p, topic) = (publisher.clone(), format!("{t}/m/{}", id % 16));
-                    async move {
-                        p.publish(topic, id.to_string())
-                            .qos(QoS::AtLeastOnce)
-                            .await
-                            .expect("publish");
-                    }
-                })
-                .await;
-        })
-    };
+    let sender = apps::spawn_id_load(&publisher, &t, 0..n);
     let mut counts: Vec<HashMap<u64, u32>> = vec![HashMap::new(); apps];
     let mut handled = 0u64;
     while handled < n {

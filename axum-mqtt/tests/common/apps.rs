@@ -144,3 +144,27 @@ pub fn process_cpu(pid: u32) -> Duration {
         .collect();
     Duration::from_millis(f.iter().sum::<u64>() * 10)
 }
+
+/// The scale-out load: publishes each of `ids` from `publisher` at QoS 1, up to 1000 in flight, on
+/// `<t>/m/<id % 16>` with the id as payload (what [`Line::Payload`] carries back).
+pub fn spawn_id_load(
+    publisher: &axum_mqtt::Mqtt,
+    t: &str,
+    ids: impl Iterator<Item = u64> + Send + 'static,
+) -> tokio::task::JoinHandle<()> {
+    use futures_util::StreamExt;
+    let (publisher, t) = (publisher.clone(), t.to_string());
+    tokio::spawn(async move {
+        futures_util::stream::iter(ids)
+            .for_each_concurrent(1000, |id| {
+                let (p, topic) = (publisher.clone(), format!("{t}/m/{}", id % 16));
+                async move {
+                    p.publish(topic, id.to_string())
+                        .qos(axum_mqtt::QoS::AtLeastOnce)
+                        .await
+                        .expect("publish");
+                }
+            })
+            .await;
+    })
+}
