@@ -177,8 +177,9 @@ async fn subscriber(
     (client, rx)
 }
 
-/// Starts one app per node and waits until each one is connected and has handled a probe
-/// published on its home node (so the gRPC links and the group's members are all in place).
+/// Waits until every running app is connected, has printed its HTTP port and has handled a probe
+/// (published through every node in turn), so the gRPC links and the group's members are all in
+/// place. Returns the apps' HTTP ports.
 async fn apps_ready(t: &str, rx: &Lines, running: &[App], probers: &[Mqtt]) -> Vec<u16> {
     let n = running.len();
     let mut http = vec![0u16; n];

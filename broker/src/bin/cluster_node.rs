@@ -4,7 +4,8 @@
 //! axum-mqtt-cluster-node --id 1 --listen 127.0.0.1:1883 \
 //!     --nodes 1@127.0.0.1:5364,2@127.0.0.1:5365,3@127.0.0.1:5366
 //! ```
-//! Runs until Ctrl-C or SIGTERM. `RUST_LOG` sets the log filter (default `info,rmqtt=warn`). The README's scale-out recipe starts three of them.
+//! Runs until Ctrl-C or SIGTERM. `RUST_LOG` sets the log filter (default `info,rmqtt=warn`).
+//! The README's scale-out recipe starts three of them.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
