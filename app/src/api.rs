@@ -38,7 +38,7 @@ const SSE_CAPACITY: usize = 256;
     request_body(content = PublishRequest, content_type = "application/json"),
     security((), ("bearerAuth" = []), ("queryToken" = [])),
     responses(
-        (status = 200, description = "The broker has the message (PUBACK/PUBCOMP for QoS 1/2; written for QoS 0).", body = PublishResponse),
+        (status = 200, description = "QoS 1/2: the broker has the message (PUBACK/PUBCOMP). QoS 0 has no acknowledgement: the connected client has queued it (while not connected it waits for the connection, then 504).", body = PublishResponse),
         (status = 202, description = "With `--outbox`, QoS 1/2 only: the message is stored on disk and goes out when the broker acknowledges it (the broker did not within the wait, or the client is not connected: then this comes at once). Ask `GET /publish/{id}`.", body = QueuedResponse),
         (status = 400, description = "The body is not JSON, or not UTF-8.", body = ApiError),
         (status = 413, description = "The payload with its user properties (or the whole body) is too large.", body = ApiError),

@@ -13,7 +13,8 @@
 //!   quarter of the acknowledged messages (1060 of 4323 in one run) and every session: the broker
 //!   came back without the subscriber's session, and the client restored its subscriptions itself.
 //! * A broker that refuses the credentials: a clear state and error, and reconnects that back off.
-//! * A broker that stops answering (SIGSTOP): keepalive notices, and the client recovers on SIGCONT.
+//! * A broker that stops answering (SIGSTOP): keepalive notices, and the client recovers on SIGCONT;
+//!   publishes waiting for its ack give up each at its own deadline.
 //! * A peer that closes the connection in the middle of a packet (or sends garbage): the client
 //!   reports it, reconnects with backoff, never panics, and works once a real broker answers.
 
@@ -618,6 +619,90 @@ async fn publish_during_stall_completes_after_resume() {
         .unwrap();
     assert!(ack.is_ok(), "{ack:?}");
     assert_eq!(next(&mut rx).await.payload_str(), Some("d"));
+    client.shutdown(WAIT).await;
+}
+
+/// Publish timeouts on a connection that stays up but gets no acknowledgement (SIGSTOP): each
+/// publish gives up at its own deadline, never before it, including one with a shorter timeout
+/// made after a longer one; on SIGCONT the late PUBACKs of the abandoned publishes are matched to
+/// them, not to the next caller, which gets its own ack.
+#[tokio::test]
+async fn each_publish_times_out_at_its_own_deadline_on_a_stalled_broker() {
+    init_tracing();
+    let Some(m) = Mosquitto::start(MosquittoOptions::default()) else {
+        return;
+    };
+    let t = unique("deadline");
+    let (h, mut rx) = collector();
+    let mut cfg = mosquitto_config(m.port, Protocol::V311);
+    cfg.keepalive = Duration::from_secs(60); // the stall must not end the connection
+    let client = connected(Mqtt::builder(cfg).on_topic(&format!("{t}/+"), h)).await;
+    client
+        .subscribe(&format!("{t}/+"), QoS::AtLeastOnce)
+        .await
+        .unwrap();
+
+    m.signal("STOP");
+    let started = Instant::now();
+    let mut calls = JoinSet::new();
+    // The 3 s one first: the 300 ms one after it must not wait for its deadline.
+    for (i, ms) in [3000u64, 300, 900].into_iter().enumerate() {
+        let c = client.clone();
+        let topic = format!("{t}/{i}");
+        calls.spawn(async move {
+            let res = c
+                .publish(topic, "late")
+                .qos(QoS::AtLeastOnce)
+                .timeout(Duration::from_millis(ms))
+                .await;
+            (ms, res, started.elapsed())
+        });
+    }
+    let mut seen = Vec::new();
+    while let Some(done) = calls.join_next().await {
+        seen.push(done.unwrap());
+    }
+    m.signal("CONT"); // before any assertion: a failure must not leave a stopped broker behind
+    let took: Vec<(u64, Duration)> = seen.iter().map(|(ms, _, took)| (*ms, *took)).collect();
+    eprintln!("timeouts fired after {took:?}");
+    for (ms, res, took) in &seen {
+        let wanted = Duration::from_millis(*ms);
+        assert!(
+            matches!(res, Err(axum_mqtt::Error::Timeout(d)) if *d == wanted),
+            "the {ms} ms publish: {res:?}"
+        );
+        assert!(
+            *took >= wanted,
+            "the {ms} ms publish gave up early, after {took:?}"
+        );
+        assert!(
+            *took < wanted + Duration::from_millis(700),
+            "the {ms} ms publish gave up only after {took:?}"
+        );
+    }
+    let order: Vec<u64> = seen.iter().map(|(ms, _, _)| *ms).collect();
+    assert_eq!(order, [300, 900, 3000], "{took:?}");
+
+    // The broker has the three (their acks arrive now, for nobody); the next caller gets its own.
+    client
+        .publish(format!("{t}/after"), "a")
+        .qos(QoS::AtLeastOnce)
+        .timeout(WAIT)
+        .await
+        .expect("a publish after the stall is acknowledged");
+    // Four topics, so any order: the three abandoned ones reached the broker too.
+    let mut payloads = Vec::new();
+    while payloads.len() < 4 {
+        payloads.push(
+            next(&mut rx)
+                .await
+                .payload_str()
+                .unwrap_or_default()
+                .to_string(),
+        );
+    }
+    payloads.sort();
+    assert_eq!(payloads, ["a", "late", "late", "late"]);
     client.shutdown(WAIT).await;
 }
 

@@ -169,6 +169,57 @@ async fn publish_endpoint_acks_and_rejects_bad_input() {
     assert_eq!(state["status"], "connected");
 }
 
+/// QoS 0 through the endpoint is answered once queued on the live connection, so a caller can run
+/// ahead of the socket: every answered message still arrives, in the order answered, with QoS 1
+/// publishes (which wait for their PUBACK) among them and a request queue of 4, so the callers also
+/// take the path that waits for room.
+#[tokio::test]
+async fn qos0_answered_when_queued_arrives_in_order() {
+    let t = unique("q0order");
+    let mut cfg = embedded_config(Protocol::V311);
+    cfg.max_pending = 4;
+    let mqtt = connected(Mqtt::builder(cfg)).await;
+    let mut stream = mqtt
+        .stream(&format!("{t}/#"), QoS::AtLeastOnce, 512)
+        .await
+        .unwrap();
+    let base = serve(PublishEndpoint::new().router(mqtt.clone())).await;
+    let http = reqwest::Client::new();
+    // Four callers on their own topics, each sending the next request when the answer came.
+    let mut callers = tokio::task::JoinSet::new();
+    for c in 0..4 {
+        let (http, url, topic) = (http.clone(), format!("{base}/publish"), format!("{t}/{c}"));
+        callers.spawn(async move {
+            for i in 0..100 {
+                let qos = u8::from(i % 10 == 9);
+                let body = json!({"topic": topic, "msg": i.to_string(), "qos": qos});
+                let r = http.post(&url).json(&body).send().await.unwrap();
+                assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
+            }
+        });
+    }
+    while let Some(done) = callers.join_next().await {
+        done.unwrap();
+    }
+    let mut next_of = [0u32; 4];
+    for _ in 0..400 {
+        let m = tokio::time::timeout(WAIT, stream.next())
+            .await
+            .expect("an answered publish never arrived")
+            .expect("stream open");
+        let c: usize = m.topic().rsplit('/').next().unwrap().parse().unwrap();
+        assert_eq!(
+            m.payload_str(),
+            Some(next_of[c].to_string().as_str()),
+            "{}",
+            m.topic()
+        );
+        next_of[c] += 1;
+    }
+    assert_eq!(next_of, [100; 4]);
+    mqtt.shutdown(WAIT).await;
+}
+
 #[tokio::test]
 async fn allow_list_and_broker_down() {
     let t = unique("acl");
@@ -195,7 +246,7 @@ async fn allow_list_and_broker_down() {
         "{v}"
     );
 
-    // A client whose broker is unreachable: QoS 1 publish times out with 504, health is 503.
+    // A client whose broker is unreachable: a publish times out with 504, health is 503.
     let nobody = closed_port();
     let mut cfg = MqttConfig::new("127.0.0.1", nobody.port);
     cfg.reconnect_min = std::time::Duration::from_millis(50);
@@ -214,6 +265,17 @@ async fn allow_list_and_broker_down() {
     let (s, v) = post_raw(
         &format!("{base}/publish"),
         json!({"topic": "x", "msg": "y", "qos": 1}).to_string(),
+    )
+    .await;
+    assert_eq!(
+        (s, v["kind"].as_str()),
+        (504, Some("broker_timeout")),
+        "{v}"
+    );
+    // QoS 0 is answered without waiting only on a live connection: here it waits, and times out.
+    let (s, v) = post_raw(
+        &format!("{base}/publish"),
+        json!({"topic": "x", "msg": "y"}).to_string(),
     )
     .await;
     assert_eq!(

@@ -13,6 +13,7 @@ use tokio::sync::{oneshot, OwnedSemaphorePermit};
 
 use std::sync::Weak;
 
+use super::deadlines::Deadline;
 use super::link::SubCode;
 use super::stream::Slot;
 use crate::client::events::Published;
@@ -29,6 +30,8 @@ pub(crate) struct PubWaiter {
     pub qos: QoS,
     /// The broker sent PUBREC (QoS 2): it has the message.
     pub received: bool,
+    /// When the caller gives up waiting (see `deadlines.rs`).
+    pub deadline: Option<Deadline>,
     pub _permit: Option<OwnedSemaphorePermit>,
 }
 
@@ -150,6 +153,8 @@ pub(crate) struct Book {
     pub pubs: Queue<PubWaiter>,
     pub subs: Queue<SubWaiter>,
     pub unsubs: Queue<UnsubWaiter>,
+    /// The earliest publish deadline the deadline watcher knows of (it sleeps until then).
+    pub next_deadline: Option<tokio::time::Instant>,
 }
 
 impl Book {

@@ -19,7 +19,7 @@ use super::registry::{Holder, Registry};
 use super::shared::{Inner, Shared, Stop};
 use super::stats::Counters;
 use super::table::RouteTable;
-use super::{connection, tls};
+use super::{connection, deadlines, tls};
 use crate::config::{BrokerAddr, MqttConfig};
 use crate::router::Handler;
 use crate::Error;
@@ -195,6 +195,7 @@ impl MqttBuilder {
             config,
             sender,
             book: Mutex::new(Book::default()),
+            deadlines: Arc::new(tokio::sync::Notify::new()),
             registry: Mutex::new(registry),
             state,
             streams: RwLock::new(Vec::new()),
@@ -211,6 +212,11 @@ impl MqttBuilder {
         });
         let weak = Arc::downgrade(&inner);
         let dispatcher = dispatch::spawn(shared.clone(), weak, table, callbacks);
+        tokio::spawn(deadlines::watch(
+            Arc::downgrade(&shared),
+            shared.deadlines.clone(),
+            shared.stop.subscribe(),
+        ));
         #[cfg(feature = "outbox")]
         if let Some(outbox) = outbox {
             tokio::spawn(super::outbox::run_sender(outbox, shared.clone()));

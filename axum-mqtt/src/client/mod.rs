@@ -19,6 +19,7 @@ mod builder;
 mod claim;
 mod connection;
 mod dead_letter;
+mod deadlines;
 mod dispatch;
 pub(crate) mod events;
 mod failover;

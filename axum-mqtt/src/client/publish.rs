@@ -4,10 +4,11 @@ use std::future::{Future, IntoFuture};
 use std::pin::Pin;
 use std::time::Duration;
 
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, OwnedSemaphorePermit, TryAcquireError};
 
-use super::book::PubWaiter;
-use super::events::Published;
+use super::book::{PubReply, PubWaiter};
+use super::deadlines::{self, Deadline};
+use super::events::{Published, Status};
 use super::handle::Mqtt;
 use super::link::OutPublish;
 use super::shared::{Shared, Stop};
@@ -23,6 +24,7 @@ pub struct Publish<'a> {
     mqtt: &'a Mqtt,
     msg: OutPublish,
     timeout: Option<Duration>,
+    when_queued: bool,
 }
 
 impl<'a> Publish<'a> {
@@ -31,7 +33,18 @@ impl<'a> Publish<'a> {
             mqtt,
             msg,
             timeout: None,
+            when_queued: false,
         }
+    }
+
+    /// At QoS 0 on a connected client with room in the request queue: resolve once queued, not
+    /// when written. At QoS 0 the write tells the caller nothing more (no ack follows, and a
+    /// publish caught by a disconnect is re-sent either way), and not waiting for it saves the
+    /// caller a task wake-up per publish. Otherwise (QoS 1/2, not connected, queue full) the
+    /// publish waits as usual.
+    pub(crate) fn when_queued(mut self) -> Self {
+        self.when_queued = true;
+        self
     }
 
     /// QoS (default 0).
@@ -60,7 +73,17 @@ impl<'a> Publish<'a> {
 
     /// Sends and waits for the acknowledgement.
     pub async fn send(self) -> Result<Published, Error> {
-        send(self.mqtt.shared(), self.msg, self.timeout).await
+        let shared = self.mqtt.shared();
+        let msg = if self.when_queued && self.msg.qos == QoS::AtMostOnce {
+            check(shared, &self.msg)?;
+            match queue_now(shared, self.msg) {
+                Now::Queued(res) => return res,
+                Now::Wait(msg) => msg,
+            }
+        } else {
+            self.msg
+        };
+        send(shared, msg, self.timeout).await
     }
 
     /// Through the outbox: stored on disk before anything is sent, resolved on the broker's ack
@@ -111,18 +134,46 @@ pub(crate) async fn send(
     timeout: Option<Duration>,
 ) -> Result<Published, Error> {
     check(shared, &msg)?;
-    let wait = async {
-        enqueue(shared, msg)
+    let Some(deadline) = timeout.and_then(Deadline::after) else {
+        return enqueue(shared, msg)
             .await?
             .await
-            .map_err(|_| Error::Closed)?
+            .map_err(|_| Error::Closed)?;
     };
-    match timeout {
-        Some(d) => tokio::time::timeout(d, wait)
+    // The ack is awaited without a timer of its own: the deadline watcher answers at the deadline
+    // (`deadlines.rs`). Only the rarer wait for a request permit takes a timer.
+    let permit = match shared.permits.clone().try_acquire_owned() {
+        Ok(permit) => permit,
+        Err(TryAcquireError::Closed) => return Err(Error::Closed),
+        Err(TryAcquireError::NoPermits) => tokio::time::timeout_at(deadline.at, shared.permit())
             .await
-            .map_err(|_| Error::Timeout(d))?,
-        None => wait.await,
+            .map_err(|_| Error::Timeout(deadline.after))??,
+    };
+    let (tx, rx) = oneshot::channel();
+    push(shared, msg, permit, Some(tx), Some(deadline))?;
+    rx.await.map_err(|_| Error::Closed)?
+}
+
+/// What [`queue_now`] did.
+enum Now {
+    /// Queued (or failed for good): the answer.
+    Queued(Result<Published, Error>),
+    /// Not connected, or no room: the publish, handed back to wait as usual.
+    Wait(OutPublish),
+}
+
+/// Queues a checked QoS 0 publish without waiting, when the client is connected and a request
+/// permit is free. Its book entry has no reply: the connection task counts it when written.
+fn queue_now(shared: &Shared, msg: OutPublish) -> Now {
+    if shared.state.borrow().status != Status::Connected {
+        return Now::Wait(msg);
     }
+    // `try_acquire` takes no permit while callers wait in line, so order is kept.
+    let Ok(permit) = shared.permits.clone().try_acquire_owned() else {
+        return Now::Wait(msg);
+    };
+    let qos = msg.qos;
+    Now::Queued(push(shared, msg, permit, None, None).map(|()| Published { mid: 0, qos }))
 }
 
 /// Puts a checked publish into the request channel (waiting for room) and returns the receiver of
@@ -132,20 +183,37 @@ pub(super) async fn enqueue(
     msg: OutPublish,
 ) -> Result<oneshot::Receiver<Result<Published, Error>>, Error> {
     let permit = shared.permit().await?;
+    let (tx, rx) = oneshot::channel();
+    push(shared, msg, permit, Some(tx), None)?;
+    Ok(rx)
+}
+
+/// Puts a publish that holds its permit into rumqttc's channel and its waiter into the book, under
+/// the book's lock: the order of the two is the order the connection task matches them in.
+fn push(
+    shared: &Shared,
+    msg: OutPublish,
+    permit: OwnedSemaphorePermit,
+    reply: Option<PubReply>,
+    deadline: Option<Deadline>,
+) -> Result<(), Error> {
     if *shared.stop.borrow() != Stop::Running {
         return Err(Error::Closed);
     }
-    let (tx, rx) = oneshot::channel();
-    let mut book = Shared::lock(&shared.book);
     let qos = msg.qos;
+    let mut book = Shared::lock(&shared.book);
     shared.sender.try_publish(msg)?;
+    if let Some(d) = deadline {
+        deadlines::added(&mut book, d, &shared.deadlines);
+    }
     book.pubs.queued.push_back(PubWaiter {
-        reply: Some(tx),
+        reply,
         qos,
         received: false,
+        deadline,
         _permit: Some(permit),
     });
-    Ok(rx)
+    Ok(())
 }
 
 impl<'a> IntoFuture for Publish<'a> {

@@ -32,6 +32,8 @@ pub(crate) struct Shared {
     pub sender: Sender,
     pub permits: Arc<Semaphore>,
     pub book: Mutex<Book>,
+    /// Wakes the deadline watcher (`deadlines.rs`) for a publish due before it would wake.
+    pub deadlines: Arc<tokio::sync::Notify>,
     pub registry: Mutex<Registry>,
     pub state: watch::Sender<ConnectionState>,
     pub streams: RwLock<Vec<Arc<stream::Slot>>>,

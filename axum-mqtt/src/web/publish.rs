@@ -404,7 +404,10 @@ impl PublishEndpoint {
     }
 
     /// The typed entry point, for every transport (HTTP, a WebSocket op, a queue): applies
-    /// [`check`](Self::check), publishes, and waits for the broker's acknowledgement.
+    /// [`check`](Self::check), publishes, and waits for the broker's acknowledgement (QoS 1:
+    /// PUBACK, QoS 2: PUBCOMP). QoS 0 has no acknowledgement: it is answered as soon as a connected
+    /// client has queued it (`MAX_PENDING` bounds that queue); while the client is not connected, or
+    /// the queue is full, it waits for the write, up to the timeout (504 `timeout`).
     ///
     /// ```no_run
     /// # async fn demo(mqtt: axum_mqtt::Mqtt) -> Result<(), axum_mqtt::web::ApiError> {
@@ -421,7 +424,8 @@ impl PublishEndpoint {
         req: PublishRequest,
     ) -> Result<Published, ApiError> {
         self.check(&req)?;
-        Ok(self.prepare(mqtt, req).await?)
+        // `send`, not `.await` (`IntoFuture`): the future lives in the handler's, not in a box.
+        Ok(self.prepare(mqtt, req).when_queued().send().await?)
     }
 
     fn prepare<'a>(&self, mqtt: &'a Mqtt, req: PublishRequest) -> crate::Publish<'a> {

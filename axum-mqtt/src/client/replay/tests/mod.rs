@@ -85,6 +85,7 @@ fn pub_waiter(qos: QoS, received: bool) -> (PubWaiter, PubRx) {
         reply: Some(tx),
         qos,
         received,
+        deadline: None,
         _permit: None,
     };
     (w, rx)
