@@ -69,19 +69,25 @@ pub struct Flask {
 }
 
 impl Flask {
-    /// Starts the app and waits until its MQTT client is connected and subscribed; tries twice
-    /// (Flask-MQTT under gunicorn sometimes never calls on_connect).
+    /// Starts the app and waits until its MQTT client is connected and subscribed; up to four
+    /// starts (Flask-MQTT under gunicorn sometimes never calls on_connect).
     pub async fn start(
         venv: &Path,
         python_dir: &Path,
         mqtt_port: u16,
         log: &Path,
     ) -> Result<Flask, String> {
-        match Self::start_once(venv, python_dir, mqtt_port, log, Duration::from_secs(20)).await {
-            Ok(f) => Ok(f),
-            Err(e) => {
-                eprintln!("[bench] Flask-MQTT app not ready ({e}); starting it again");
-                Self::start_once(venv, python_dir, mqtt_port, log, Duration::from_secs(30)).await
+        // Up to four starts: two in a row stalled in one full run (2026-12-02).
+        let mut attempt = 1;
+        loop {
+            let wait = Duration::from_secs(if attempt == 1 { 20 } else { 30 });
+            match Self::start_once(venv, python_dir, mqtt_port, log, wait).await {
+                Ok(f) => return Ok(f),
+                Err(e) if attempt < 4 => {
+                    eprintln!("[bench] Flask-MQTT app not ready ({e}); starting it again");
+                    attempt += 1;
+                }
+                Err(e) => return Err(format!("{e} (after {attempt} starts)")),
             }
         }
     }
