@@ -74,8 +74,8 @@ impl<'a> Publish<'a> {
     /// Sends and waits for the acknowledgement.
     pub async fn send(self) -> Result<Published, Error> {
         let shared = self.mqtt.shared();
+        check(shared, &self.msg)?;
         let msg = if self.when_queued && self.msg.qos == QoS::AtMostOnce {
-            check(shared, &self.msg)?;
             match queue_now(shared, self.msg) {
                 Now::Queued(res) => return res,
                 Now::Wait(msg) => msg,
@@ -83,7 +83,7 @@ impl<'a> Publish<'a> {
         } else {
             self.msg
         };
-        send(shared, msg, self.timeout).await
+        send_checked(shared, msg, self.timeout).await
     }
 
     /// Through the outbox: stored on disk before anything is sent, resolved on the broker's ack
@@ -134,6 +134,15 @@ pub(crate) async fn send(
     timeout: Option<Duration>,
 ) -> Result<Published, Error> {
     check(shared, &msg)?;
+    send_checked(shared, msg, timeout).await
+}
+
+/// [`send`] for a publish that passed [`check`].
+async fn send_checked(
+    shared: &Shared,
+    msg: OutPublish,
+    timeout: Option<Duration>,
+) -> Result<Published, Error> {
     let Some(deadline) = timeout.and_then(Deadline::after) else {
         return enqueue(shared, msg)
             .await?
