@@ -526,30 +526,50 @@ async fn auth_refused_backs_off_v5() {
     auth_refused(Protocol::V5, &[0x86, 0x87]).await;
 }
 
+/// What the stall tests start from: a Mosquitto child, a client with `keepalive` routing
+/// `{topic}/+` into `rx` and subscribed to it at QoS 1 (the builder passed through `more` first).
+struct Stall {
+    m: Mosquitto,
+    t: String,
+    client: Mqtt,
+    rx: tokio::sync::mpsc::UnboundedReceiver<Message>,
+}
+
+async fn stall_setup(
+    name: &str,
+    keepalive: Duration,
+    more: impl FnOnce(axum_mqtt::MqttBuilder) -> axum_mqtt::MqttBuilder,
+) -> Option<Stall> {
+    let m = Mosquitto::start(MosquittoOptions::default())?;
+    let t = unique(name);
+    let (h, rx) = collector();
+    let mut cfg = mosquitto_config(m.port, Protocol::V311);
+    cfg.keepalive = keepalive;
+    let client = connected(more(Mqtt::builder(cfg).on_topic(&format!("{t}/+"), h))).await;
+    client
+        .subscribe(&format!("{t}/+"), QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    Some(Stall { m, t, client, rx })
+}
+
 /// A broker that stops answering (SIGSTOP: the sockets stay open, nothing is read or written):
 /// keepalive notices within about 2 × keepalive, and the client recovers on SIGCONT, with a QoS 1
 /// publish made during the stall delivered.
 #[tokio::test]
 async fn stalled_broker_is_detected_by_keepalive() {
     init_tracing();
-    let Some(m) = Mosquitto::start(MosquittoOptions::default()) else {
+    let (disc_cb, mut disconnects) = event_collector::<Disconnected>();
+    let more = |b: axum_mqtt::MqttBuilder| b.on_disconnect(disc_cb);
+    let Some(Stall {
+        m,
+        t,
+        client,
+        mut rx,
+    }) = stall_setup("stall", Duration::from_secs(1), more).await
+    else {
         return;
     };
-    let t = unique("stall");
-    let (h, mut rx) = collector();
-    let (disc_cb, mut disconnects) = event_collector::<Disconnected>();
-    let mut cfg = mosquitto_config(m.port, Protocol::V311);
-    cfg.keepalive = std::time::Duration::from_secs(1);
-    let client = connected(
-        Mqtt::builder(cfg)
-            .on_topic(&format!("{t}/+"), h)
-            .on_disconnect(disc_cb),
-    )
-    .await;
-    client
-        .subscribe(&format!("{t}/+"), QoS::AtLeastOnce)
-        .await
-        .unwrap();
     let mut state = client.watch_state();
 
     m.signal("STOP");
@@ -588,18 +608,15 @@ async fn stalled_broker_is_detected_by_keepalive() {
 #[tokio::test]
 async fn publish_during_stall_completes_after_resume() {
     init_tracing();
-    let Some(m) = Mosquitto::start(MosquittoOptions::default()) else {
+    let Some(Stall {
+        m,
+        t,
+        client,
+        mut rx,
+    }) = stall_setup("stallpub", Duration::from_secs(1), |b| b).await
+    else {
         return;
     };
-    let t = unique("stallpub");
-    let (h, mut rx) = collector();
-    let mut cfg = mosquitto_config(m.port, Protocol::V311);
-    cfg.keepalive = std::time::Duration::from_secs(1);
-    let client = connected(Mqtt::builder(cfg).on_topic(&format!("{t}/+"), h)).await;
-    client
-        .subscribe(&format!("{t}/+"), QoS::AtLeastOnce)
-        .await
-        .unwrap();
     m.signal("STOP");
     let pending = {
         let c = client.clone();
@@ -629,18 +646,16 @@ async fn publish_during_stall_completes_after_resume() {
 #[tokio::test]
 async fn each_publish_times_out_at_its_own_deadline_on_a_stalled_broker() {
     init_tracing();
-    let Some(m) = Mosquitto::start(MosquittoOptions::default()) else {
+    // A 60 s keepalive: the stall must not end the connection.
+    let Some(Stall {
+        m,
+        t,
+        client,
+        mut rx,
+    }) = stall_setup("deadline", Duration::from_secs(60), |b| b).await
+    else {
         return;
     };
-    let t = unique("deadline");
-    let (h, mut rx) = collector();
-    let mut cfg = mosquitto_config(m.port, Protocol::V311);
-    cfg.keepalive = Duration::from_secs(60); // the stall must not end the connection
-    let client = connected(Mqtt::builder(cfg).on_topic(&format!("{t}/+"), h)).await;
-    client
-        .subscribe(&format!("{t}/+"), QoS::AtLeastOnce)
-        .await
-        .unwrap();
 
     m.signal("STOP");
     let started = Instant::now();
