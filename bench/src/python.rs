@@ -70,7 +70,8 @@ pub struct Flask {
 
 impl Flask {
     /// Starts the app and waits until its MQTT client is connected and subscribed; up to four
-    /// starts (Flask-MQTT under gunicorn sometimes never calls on_connect).
+    /// starts. A safety net: the stall it was written for (on_connect never called) was
+    /// Flask-MQTT's registration race, which `app.py` now avoids by connecting after its handlers.
     pub async fn start(
         venv: &Path,
         python_dir: &Path,
@@ -131,9 +132,8 @@ impl Flask {
             master,
         };
         let deadline = Instant::now() + wait;
-        // Wait for the app's own "Connected successfully" (printed by its on_connect) before the
-        // first HTTP request: a starting Flask-MQTT app under gunicorn sometimes never runs
-        // on_connect, far more often when requests reach it early (see RESULTS.md).
+        // Wait for the app's own "Connected successfully" (printed by its on_connect, which
+        // subscribes) before the first HTTP request (see RESULTS.md, the start-up section).
         let connected_lines = |s: &str| s.matches("Connected successfully").count();
         while connected_lines(&std::fs::read_to_string(log).unwrap_or_default()) <= seen_before {
             if Instant::now() > deadline {
