@@ -3,8 +3,8 @@
 The shape follows the well-known tutorial (one `Mqtt` client, `on_connect` subscribing, `on_message`
 handling, `POST /publish` with `{"topic": ..., "msg": ...}`), with three changes for measuring:
 `on_message` counts instead of printing, `/stats` + `/reset` expose the counters, and the client
-connects after its handlers are registered (see below). The broker
-port, topic and QoS come from the environment (the harness starts Mosquitto on a free port).
+connects after its handlers are registered (see below). The broker port, topic and QoS come from
+the environment (the harness starts Mosquitto on a free port).
 
 Run it the way Flask-MQTT requires (one process, so one MQTT client):
     gunicorn -w 1 --threads 8 -b 127.0.0.1:5000 app:app
