@@ -14,7 +14,7 @@ use tokio::sync::{oneshot, OwnedSemaphorePermit};
 use std::sync::Weak;
 
 use super::deadlines::Deadline;
-use super::link::SubCode;
+use super::link::{OutPublish, SubCode};
 use super::stream::Slot;
 use crate::client::events::Published;
 use crate::message::QoS;
@@ -155,6 +155,23 @@ pub(crate) struct Book {
     pub unsubs: Queue<UnsubWaiter>,
     /// The earliest publish deadline the deadline watcher knows of (it sleeps until then).
     pub next_deadline: Option<tokio::time::Instant>,
+    /// Publishes held back for one write together (see [`Batch`]).
+    pub batch: Batch,
+}
+
+/// Publishes held back by the handles for the connection task to write together.
+///
+/// Why: rumqttc writes and flushes every request from its channel alone, one `writev` (and one
+/// wake-up of the broker) per publish. Under load the connection task writes what piled up here
+/// in one go instead (`Link::write_publishes`). Order is kept: a publish is held only while an
+/// earlier one is still unwritten ([`Book::holds`]), and the task writes the batch only once every
+/// unwritten publish is in it ([`Book::batch_ready`]). Each held publish keeps its waiter's request
+/// permit, so the batch is bounded by `MQTT_MAX_PENDING` like the channel.
+#[derive(Default)]
+pub(crate) struct Batch {
+    /// The connection task writes held publishes itself (an MQTT 3.1.1 link, connected).
+    pub on: bool,
+    pub held: VecDeque<OutPublish>,
 }
 
 impl Book {
@@ -163,8 +180,24 @@ impl Book {
         self.pubs.len() + self.subs.len() + self.unsubs.len()
     }
 
+    /// Whether a new publish is held in the batch rather than sent through rumqttc's channel:
+    /// when batching is on and an earlier publish is still unwritten (so the task is bound to
+    /// see its write, and then writes the batch).
+    pub fn holds(&self) -> bool {
+        self.batch.on && !self.pubs.queued.is_empty()
+    }
+
+    /// Whether the batch may be written now: it holds something and every unwritten publish is
+    /// in it (none is left in rumqttc's channel or replay queue ahead of it).
+    pub fn batch_ready(&self) -> bool {
+        self.batch.on
+            && !self.batch.held.is_empty()
+            && self.pubs.queued.len() == self.batch.held.len()
+    }
+
     /// Fails every waiter (shutdown).
     pub fn fail_all(&mut self, e: &Error) {
+        self.batch.held.clear();
         for w in self.pubs.drain_all() {
             w.finish(Err(e.clone()));
         }
@@ -174,5 +207,58 @@ impl Book {
         for w in self.unsubs.drain_all() {
             w.finish(Err(e.clone()));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn waiter() -> PubWaiter {
+        PubWaiter {
+            reply: None,
+            qos: QoS::AtLeastOnce,
+            received: false,
+            deadline: None,
+            _permit: None,
+        }
+    }
+
+    fn publish(n: u8) -> OutPublish {
+        OutPublish {
+            topic: format!("t/{n}"),
+            payload: bytes::Bytes::new(),
+            qos: QoS::AtLeastOnce,
+            retain: false,
+            properties: None,
+        }
+    }
+
+    #[test]
+    fn a_publish_is_held_only_behind_an_unwritten_one_and_the_batch_waits_for_all_of_them() {
+        let mut book = Book::default();
+        book.pubs.queued.push_back(waiter());
+        assert!(!book.holds(), "batching off (MQTT 5, or not connected)");
+        book.batch.on = true;
+        assert!(
+            book.holds(),
+            "behind the unwritten one in rumqttc's channel"
+        );
+        book.batch.held.push_back(publish(1));
+        book.pubs.queued.push_back(waiter());
+        assert!(!book.batch_ready(), "the one in the channel goes first");
+        book.pubs.queued.pop_front(); // its write was seen
+        assert!(book.batch_ready());
+        book.batch.held.clear();
+        book.pubs.queued.clear();
+        assert!(
+            !book.holds(),
+            "nothing unwritten: the next one wakes rumqttc"
+        );
+        assert!(!book.batch_ready());
+        book.batch.held.push_back(publish(2));
+        book.pubs.queued.push_back(waiter());
+        book.fail_all(&Error::Closed);
+        assert!(book.batch.held.is_empty() && book.pubs.queued.is_empty());
     }
 }

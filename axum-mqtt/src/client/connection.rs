@@ -9,6 +9,10 @@
 //!   fresh session).
 //! * On CONNACK, [`replay::reconcile`] decides what goes out again and keeps the ack book in step;
 //!   this task only hands its answer to rumqttc.
+//! * Under load it writes publishes itself, many per flush (MQTT 3.1.1): the handles hold a
+//!   publish back while an earlier one is unwritten ([`Batch`](super::book::Batch)), and after
+//!   each event this task writes what piled up (`write_batch`). A failed write is a lost
+//!   connection like a failed poll; the held publishes join the stranded requests, in order.
 //! * Between attempts it waits with capped exponential backoff and jitter, and with a failover
 //!   list it dials the next broker each time ([`Failover`]): rumqttc keeps its session state
 //!   (in flight, replay queue) across the change, so the same replay serves the new broker.
@@ -123,11 +127,17 @@ impl Connection {
                     _ = self.stop.changed() => continue,
                 }
             };
-            match polled {
+            let polled = match polled {
                 Ok(ev) => {
                     if self.on_event(ev).await == Flow::Exit {
                         break;
                     }
+                    self.write_batch().await
+                }
+                Err(e) => Err(e),
+            };
+            match polled {
+                Ok(()) => {
                     if let Phase::Connected {
                         disconnect_sent: sent @ false,
                         ..
@@ -155,6 +165,41 @@ impl Connection {
             }
         }
         self.finish();
+    }
+
+    /// Writes the publishes the handles held back ([`Batch`](super::book::Batch)) in one go, once
+    /// every unwritten publish is among them, as many as the in-flight window allows.
+    async fn write_batch(&mut self) -> Result<(), LinkError> {
+        let batch: Vec<_> = {
+            let mut book = Shared::lock(&self.shared.book);
+            if !book.batch_ready() {
+                return Ok(());
+            }
+            let Some(mut room) = self.link.direct_room() else {
+                return Ok(());
+            };
+            let held = &mut book.batch.held;
+            let mut n = 0;
+            for p in held.iter() {
+                if p.qos != QoS::AtMostOnce {
+                    if room == 0 {
+                        break;
+                    }
+                    room -= 1;
+                }
+                n += 1;
+            }
+            held.drain(..n).collect()
+        };
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let timeout = self
+            .shared
+            .config
+            .connect_timeout
+            .max(Duration::from_secs(1));
+        self.link.write_publishes(batch, timeout).await
     }
 
     fn backoff(&self) -> Duration {
@@ -329,6 +374,7 @@ impl Connection {
         let pending = {
             let mut book = Shared::lock(&self.shared.book);
             let pending = replay::reconcile(stranded, &mut book, subscriptions, connack);
+            book.batch.on = self.link.writes_directly();
             let m = &self.shared.counters.meters;
             m.inflight.set(book.pubs.inflight.len() as f64);
             pending
@@ -369,6 +415,15 @@ impl Connection {
             }
         }
         self.stranded.extend(self.link.take_pending());
+        // Held publishes come after everything rumqttc had (they were accepted later).
+        let held = {
+            let mut book = Shared::lock(&self.shared.book);
+            book.batch.on = false;
+            std::mem::take(&mut book.batch.held)
+        };
+        let link = &self.link;
+        self.stranded
+            .extend(held.into_iter().map(|p| link.publish_request(p)));
         let ever_connected = self.phase != Phase::Starting;
         let was_connected = match self.phase {
             Phase::Connected { since, .. } => {

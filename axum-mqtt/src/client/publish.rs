@@ -197,8 +197,9 @@ pub(super) async fn enqueue(
     Ok(rx)
 }
 
-/// Puts a publish that holds its permit into rumqttc's channel and its waiter into the book, under
-/// the book's lock: the order of the two is the order the connection task matches them in.
+/// Puts a publish that holds its permit into rumqttc's channel (or the book's batch, see
+/// [`Batch`](super::book::Batch)) and its waiter into the book, under the book's lock: the order of
+/// the two is the order the connection task matches them in.
 fn push(
     shared: &Shared,
     msg: OutPublish,
@@ -211,7 +212,11 @@ fn push(
     }
     let qos = msg.qos;
     let mut book = Shared::lock(&shared.book);
-    shared.sender.try_publish(msg)?;
+    if book.holds() {
+        book.batch.held.push_back(msg); // written with others by the connection task
+    } else {
+        shared.sender.try_publish(msg)?;
+    }
     if let Some(d) = deadline {
         deadlines::added(&mut book, d, &shared.deadlines);
     }

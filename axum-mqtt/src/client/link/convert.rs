@@ -177,6 +177,13 @@ pub(super) fn v5_event(e: r5::Event) -> NetEvent {
     }
 }
 
+/// A publish as rumqttc 3.1.1's request (the topic was validated, no properties on 3.1.1).
+pub(super) fn v4_publish(p: super::OutPublish) -> rumqttc::Request {
+    let mut publish = rumqttc::Publish::from_bytes(p.topic, v4_qos(p.qos), p.payload);
+    publish.retain = p.retain;
+    rumqttc::Request::Publish(publish)
+}
+
 pub(super) fn v4_error(e: rumqttc::ConnectionError) -> LinkError {
     use rumqttc::{ConnectReturnCode as C, ConnectionError as E};
     let refused = match &e {

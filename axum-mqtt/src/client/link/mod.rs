@@ -10,7 +10,7 @@ use rumqttc::v5::mqttbytes::v5 as p5;
 
 mod convert;
 
-use self::convert::{v4_error, v4_event, v4_qos, v5_error, v5_event, v5_props, v5_qos};
+use self::convert::{v4_error, v4_event, v4_publish, v4_qos, v5_error, v5_event, v5_props, v5_qos};
 use super::replay::{Outgoing, Replayable, ReqKind};
 #[cfg(not(feature = "websocket"))]
 use crate::config::NO_WEBSOCKET;
@@ -370,6 +370,84 @@ impl Link {
         match &mut self.el {
             Loop::V4(el) => el.poll().await.map(v4_event).map_err(v4_error),
             Loop::V5(el) => el.poll().await.map(v5_event).map_err(v5_error),
+        }
+    }
+
+    /// Whether this link can write publishes itself ([`write_publishes`](Self::write_publishes)):
+    /// rumqttc exposes its connection for MQTT 3.1.1 only.
+    pub fn writes_directly(&self) -> bool {
+        matches!(self.el, Loop::V4(_))
+    }
+
+    /// How many QoS 1/2 publishes may be written now, or `None` when nothing may be written
+    /// directly: no connection, a replay still queued ahead, or a packet id collision to resolve
+    /// first (the conditions under which rumqttc itself takes no new request).
+    pub fn direct_room(&self) -> Option<usize> {
+        match &self.el {
+            Loop::V4(el) if el.network.is_some() && el.pending.is_empty() => {
+                let s = &el.state;
+                (s.collision.is_none())
+                    .then(|| usize::from(el.mqtt_options.inflight().saturating_sub(s.inflight())))
+            }
+            _ => None,
+        }
+    }
+
+    /// Writes `publishes` in order and flushes once: what rumqttc does for one request, for many.
+    /// rumqttc reports each write as an event, returned by the next polls, in order.
+    ///
+    /// On failure the connection is dropped as a failed poll would drop it (rumqttc's `clean`:
+    /// what is in flight moves to its replay queue), the publishes not handed to rumqttc yet
+    /// follow them, and the error is returned for the connection task's usual reconnect.
+    pub async fn write_publishes(
+        &mut self,
+        publishes: Vec<OutPublish>,
+        timeout: Duration,
+    ) -> Result<(), LinkError> {
+        let Loop::V4(el) = &mut self.el else {
+            // Not called for MQTT 5 (`writes_directly`); rumqttc 5 keeps its connection private.
+            return Err(LinkError {
+                message: "direct writes need an MQTT 3.1.1 link".into(),
+                refused: None,
+            });
+        };
+        let el = &mut **el;
+        let mut left = publishes.into_iter();
+        let written = match el.network.as_mut() {
+            None => Err(rumqttc::ConnectionError::RequestsDone),
+            Some(net) => {
+                let state = &mut el.state;
+                let write = async {
+                    for p in left.by_ref() {
+                        if let Some(packet) = state.handle_outgoing_packet(v4_publish(p))? {
+                            net.write(packet).await?;
+                        }
+                    }
+                    net.flush().await
+                };
+                match tokio::time::timeout(timeout, write).await {
+                    Ok(r) => r.map_err(rumqttc::ConnectionError::MqttState),
+                    Err(_) => Err(rumqttc::ConnectionError::FlushTimeout),
+                }
+            }
+        };
+        written.map_err(|e| {
+            el.clean();
+            el.pending.extend(left.map(v4_publish));
+            v4_error(e)
+        })
+    }
+
+    /// A held publish as a request of the replay queue (for a batch caught by a disconnect).
+    pub fn publish_request(&self, p: OutPublish) -> Req {
+        match self.el {
+            Loop::V4(_) => Req::V4(v4_publish(p)),
+            Loop::V5(_) => {
+                let props = p.properties.map(v5_props);
+                let mut publish = p5::Publish::new(p.topic, v5_qos(p.qos), p.payload, props);
+                publish.retain = p.retain;
+                Req::V5(r5::Request::Publish(publish))
+            }
         }
     }
 
