@@ -194,12 +194,7 @@ impl Connection {
         if batch.is_empty() {
             return Ok(());
         }
-        let timeout = self
-            .shared
-            .config
-            .connect_timeout
-            .max(Duration::from_secs(1));
-        self.link.write_publishes(batch, timeout).await
+        self.link.write_publishes(batch).await
     }
 
     fn backoff(&self) -> Duration {

@@ -393,17 +393,14 @@ impl Link {
         }
     }
 
-    /// Writes `publishes` in order and flushes once: what rumqttc does for one request, for many.
-    /// rumqttc reports each write as an event, returned by the next polls, in order.
+    /// Writes `publishes` in order and flushes once: what rumqttc does for one request, for many,
+    /// under the same timeout (its network options' connection timeout). rumqttc reports each
+    /// write as an event, returned by the next polls, in order.
     ///
     /// On failure the connection is dropped as a failed poll would drop it (rumqttc's `clean`:
     /// what is in flight moves to its replay queue), the publishes not handed to rumqttc yet
     /// follow them, and the error is returned for the connection task's usual reconnect.
-    pub async fn write_publishes(
-        &mut self,
-        publishes: Vec<OutPublish>,
-        timeout: Duration,
-    ) -> Result<(), LinkError> {
+    pub async fn write_publishes(&mut self, publishes: Vec<OutPublish>) -> Result<(), LinkError> {
         let Loop::V4(el) = &mut self.el else {
             // Not called for MQTT 5 (`writes_directly`); rumqttc 5 keeps its connection private.
             return Err(LinkError {
@@ -412,6 +409,7 @@ impl Link {
             });
         };
         let el = &mut **el;
+        let timeout = Duration::from_secs(el.network_options.connection_timeout());
         let mut left = publishes.into_iter();
         let written = match el.network.as_mut() {
             None => Err(rumqttc::ConnectionError::RequestsDone),
