@@ -163,9 +163,10 @@ pub(crate) struct Book {
 ///
 /// Why: rumqttc writes and flushes every request from its channel alone, one `writev` (and one
 /// wake-up of the broker) per publish. Under load the connection task writes what piled up here
-/// in one go instead (`Link::write_publishes`). Order is kept: a publish is held only while an
-/// earlier one is still unwritten ([`Book::holds`]), and the task writes the batch only once every
-/// unwritten publish is in it ([`Book::batch_ready`]). Each held publish keeps its waiter's request
+/// in one go instead (`Link::write_publishes`). A publish is held while an earlier one is still
+/// unwritten, or while the task is awake anyway and bound to look at the batch before it waits
+/// again ([`Book::holds`]). Order is kept: the task writes the batch only once every unwritten
+/// publish is in it ([`Book::batch_ready`]). Each held publish keeps its waiter's request
 /// permit, so the batch is bounded by `MQTT_MAX_PENDING` like the channel.
 #[derive(Default)]
 pub(crate) struct Batch {
@@ -181,10 +182,12 @@ impl Book {
     }
 
     /// Whether a new publish is held in the batch rather than sent through rumqttc's channel:
-    /// when batching is on and an earlier publish is still unwritten (so the task is bound to
-    /// see its write, and then writes the batch).
-    pub fn holds(&self) -> bool {
-        self.batch.on && !self.pubs.queued.is_empty()
+    /// when batching is on and either an earlier publish is still unwritten (the task is bound to
+    /// see its write, and then writes the batch) or the connection task is awake (`writer_awake`:
+    /// it looks at the batch before it waits in a poll again). Otherwise the publish goes through
+    /// the channel, which wakes rumqttc.
+    pub fn holds(&self, writer_awake: bool) -> bool {
+        self.batch.on && (writer_awake || !self.pubs.queued.is_empty())
     }
 
     /// Whether the batch may be written now: it holds something and every unwritten publish is
@@ -235,13 +238,17 @@ mod tests {
     }
 
     #[test]
-    fn a_publish_is_held_only_behind_an_unwritten_one_and_the_batch_waits_for_all_of_them() {
+    fn held_behind_an_unwritten_publish_or_while_the_task_is_awake_and_written_when_all_are_held() {
         let mut book = Book::default();
         book.pubs.queued.push_back(waiter());
-        assert!(!book.holds(), "batching off (MQTT 5, or not connected)");
+        assert!(
+            !book.holds(false),
+            "batching off (MQTT 5, or not connected)"
+        );
+        assert!(!book.holds(true), "batching off, even with the task awake");
         book.batch.on = true;
         assert!(
-            book.holds(),
+            book.holds(false),
             "behind the unwritten one in rumqttc's channel"
         );
         book.batch.held.push_back(publish(1));
@@ -252,8 +259,12 @@ mod tests {
         book.batch.held.clear();
         book.pubs.queued.clear();
         assert!(
-            !book.holds(),
-            "nothing unwritten: the next one wakes rumqttc"
+            !book.holds(false),
+            "nothing unwritten, the task waits: the next one wakes rumqttc"
+        );
+        assert!(
+            book.holds(true),
+            "nothing unwritten but the task is awake: it writes the next one itself"
         );
         assert!(!book.batch_ready());
         book.batch.held.push_back(publish(2));

@@ -2,7 +2,7 @@
 //! wiring of the client's tasks.
 
 use std::future::Future;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex, RwLock};
 
 use tokio::sync::{watch, Semaphore};
@@ -205,6 +205,7 @@ impl MqttBuilder {
             #[cfg(feature = "outbox")]
             outbox: outbox.clone(),
             fresh_sessions: AtomicU64::new(0),
+            writer_awake: AtomicBool::new(false),
         });
         let inner = Arc::new(Inner {
             shared: shared.clone(),

@@ -17,6 +17,8 @@
 //!   list it dials the next broker each time ([`Failover`]): rumqttc keeps its session state
 //!   (in flight, replay queue) across the change, so the same replay serves the new broker.
 
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -25,7 +27,7 @@ use tokio::sync::watch;
 use super::dispatch::Dispatcher;
 use super::events::{Connack, Disconnected, Event, Published, Status, Subscribed, Unsubscribed};
 use super::failover::Failover;
-use super::link::{Link, LinkError, NetEvent, Req};
+use super::link::{Link, LinkError, NetEvent, OutPublish, Req};
 use super::replay;
 use super::retained::RetainedRoutes;
 use super::shared::{Shared, Stop};
@@ -49,6 +51,7 @@ pub(crate) async fn run(shared: Arc<Shared>, link: Link, dispatcher: Dispatcher)
         phase: Phase::Starting,
         retry: Retry::default(),
         retained: RetainedRoutes::default(),
+        yield_first: false,
     };
     conn.run().await;
 }
@@ -72,6 +75,9 @@ struct Connection {
     retained: RetainedRoutes,
     /// The broker dialled now, and the next ones of a failover list.
     failover: Failover,
+    /// Publish events were handled since the last batch write: handles woken by them (or by the
+    /// same readiness that woke this task) may be about to publish, so the write waits for them.
+    yield_first: bool,
 }
 
 /// Where the connection is, from the task's side.
@@ -129,10 +135,17 @@ impl Connection {
             };
             let polled = match polled {
                 Ok(ev) => {
+                    self.shared.writer_awake.store(true, Ordering::Relaxed);
                     if self.on_event(ev).await == Flow::Exit {
                         break;
                     }
-                    self.write_batch().await
+                    // Only when the next poll would wait: a burst of acks wakes many handlers,
+                    // whose publishes then go out together in one write, not a few per ack.
+                    if self.link.has_buffered_events() {
+                        Ok(())
+                    } else {
+                        self.write_batch().await
+                    }
                 }
                 Err(e) => Err(e),
             };
@@ -170,30 +183,31 @@ impl Connection {
     /// Writes the publishes the handles held back ([`Batch`](super::book::Batch)) in one go, once
     /// every unwritten publish is among them, as many as the in-flight window allows.
     async fn write_batch(&mut self) -> Result<(), LinkError> {
-        let batch: Vec<_> = {
-            let mut book = Shared::lock(&self.shared.book);
-            if !book.batch_ready() {
-                return Ok(());
-            }
-            let Some(mut room) = self.link.direct_room() else {
-                return Ok(());
-            };
-            let held = &mut book.batch.held;
-            let mut n = 0;
-            for p in held.iter() {
-                if p.qos != QoS::AtMostOnce {
-                    if room == 0 {
-                        break;
-                    }
-                    room -= 1;
-                }
-                n += 1;
-            }
-            held.drain(..n).collect()
-        };
-        if batch.is_empty() {
+        if !self.link.writes_directly() {
             return Ok(());
         }
+        // After publish events, the tasks already queued (handles answered by a burst of acks,
+        // requests read in the same wake-up) run first: their publishes are held
+        // (`writer_awake`) and go out in this write. Not after inbound messages: a flood would pay
+        // a yield per read for nothing.
+        if std::mem::take(&mut self.yield_first) {
+            YieldOnce(false).await;
+        }
+        let batch: Vec<_> = {
+            let mut book = Shared::lock(&self.shared.book);
+            let room = match book.batch_ready() {
+                true => self.link.direct_room(),
+                false => None,
+            };
+            let n = room.map_or(0, |room| writable(&book.batch.held, room));
+            if n == 0 {
+                // The task waits in a poll next: the next publish wakes rumqttc through its
+                // channel, unless it is held behind an unwritten one.
+                self.shared.writer_awake.store(false, Ordering::Relaxed);
+                return Ok(());
+            }
+            book.batch.held.drain(..n).collect()
+        };
         self.link.write_publishes(batch).await
     }
 
@@ -302,6 +316,7 @@ impl Connection {
     }
 
     fn on_out_publish(&mut self, pkid: u16) {
+        self.yield_first = true;
         let mut book = Shared::lock(&self.shared.book);
         if pkid != 0 && book.pubs.inflight.contains_key(&pkid) {
             return; // a replay of a publish already in flight (resumed session)
@@ -327,6 +342,7 @@ impl Connection {
     }
 
     fn on_pub_done(&mut self, pkid: u16, refused: Option<String>) {
+        self.yield_first = true;
         let (w, left) = {
             let mut book = Shared::lock(&self.shared.book);
             (book.pubs.inflight.remove(&pkid), book.pubs.inflight.len())
@@ -510,6 +526,41 @@ impl Connection {
     }
 }
 
+/// How many of the held publishes fit in the in-flight window's `room` (QoS 0 takes none), in order.
+fn writable(held: &VecDeque<OutPublish>, mut room: usize) -> usize {
+    held.iter()
+        .take_while(|p| {
+            if p.qos == QoS::AtMostOnce {
+                return true;
+            }
+            let fits = room > 0;
+            room = room.saturating_sub(1);
+            fits
+        })
+        .count()
+}
+
+/// Lets the tasks already queued on this worker run before the connection task goes on: it wakes
+/// itself, so it is queued behind them. (`tokio::task::yield_now` defers the wake-up until the
+/// worker has also polled its I/O driver, one more `epoll_wait` per yield.)
+struct YieldOnce(bool);
+
+impl std::future::Future for YieldOnce {
+    type Output = ();
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        if self.0 {
+            return std::task::Poll::Ready(());
+        }
+        self.0 = true;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -520,5 +571,31 @@ mod tests {
         let delays: Vec<u128> = (0..9).map(|a| backoff(min, max, a).as_millis()).collect();
         assert_eq!(delays, [100, 100, 200, 400, 800, 1600, 3000, 3000, 3000]);
         assert_eq!(backoff(min, max, u32::MAX), max);
+    }
+
+    #[test]
+    fn a_batch_takes_qos_0_freely_and_qos_1_up_to_the_room_in_order() {
+        let p = |qos| OutPublish {
+            topic: "t".into(),
+            payload: bytes::Bytes::new(),
+            qos,
+            retain: false,
+            properties: None,
+        };
+        let (q0, q1) = (QoS::AtMostOnce, QoS::AtLeastOnce);
+        let held: VecDeque<_> = [q0, q1, q0, q1, q1, q0].into_iter().map(p).collect();
+        assert_eq!(
+            writable(&held, 0),
+            1,
+            "a QoS 1 publish with no room stops the batch"
+        );
+        assert_eq!(writable(&held, 1), 3);
+        assert_eq!(
+            writable(&held, 2),
+            4,
+            "the next QoS 1 one does not fit: nothing after it"
+        );
+        assert_eq!(writable(&held, 3), 6);
+        assert_eq!(writable(&VecDeque::new(), 5), 0);
     }
 }

@@ -2,6 +2,7 @@
 
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::sync::{oneshot, OwnedSemaphorePermit, TryAcquireError};
@@ -212,7 +213,7 @@ fn push(
     }
     let qos = msg.qos;
     let mut book = Shared::lock(&shared.book);
-    if book.holds() {
+    if book.holds(shared.writer_awake.load(Ordering::Relaxed)) {
         book.batch.held.push_back(msg); // written with others by the connection task
     } else {
         shared.sender.try_publish(msg)?;

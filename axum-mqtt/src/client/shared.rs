@@ -1,6 +1,6 @@
 //! What the handles and the background tasks share, and how the client stops.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use tokio::sync::{watch, Semaphore};
@@ -46,6 +46,11 @@ pub(crate) struct Shared {
     pub outbox: Option<super::outbox::Outbox>,
     /// CONNACKs without a session so far: a packet id means the same message only while this stays.
     pub fresh_sessions: AtomicU64,
+    /// The connection task is handling events, not waiting in a poll: it looks at the batch before
+    /// it waits again, so a publish made now is held for that write ([`Book::holds`]).
+    ///
+    /// [`Book::holds`]: super::book::Book::holds
+    pub writer_awake: AtomicBool,
 }
 
 impl Shared {

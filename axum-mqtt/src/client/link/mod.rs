@@ -379,6 +379,15 @@ impl Link {
         matches!(self.el, Loop::V4(_))
     }
 
+    /// Whether rumqttc holds events it read or wrote earlier, which the next polls return without
+    /// waiting (a burst of acks comes in one read). MQTT 5: always false (no direct writes).
+    pub fn has_buffered_events(&self) -> bool {
+        match &self.el {
+            Loop::V4(el) => !el.state.events.is_empty(),
+            Loop::V5(_) => false,
+        }
+    }
+
     /// How many QoS 1/2 publishes may be written now, or `None` when nothing may be written
     /// directly: no connection, a replay still queued ahead, or a packet id collision to resolve
     /// first (the conditions under which rumqttc itself takes no new request).
