@@ -135,7 +135,11 @@ impl Connection {
             };
             let polled = match polled {
                 Ok(ev) => {
-                    self.shared.writer_awake.store(true, Ordering::Relaxed);
+                    // Stored only when it changes: the flag shares a cache line with what the
+                    // lanes read per message.
+                    if !self.shared.writer_awake.load(Ordering::Relaxed) {
+                        self.shared.writer_awake.store(true, Ordering::Relaxed);
+                    }
                     if self.on_event(ev).await == Flow::Exit {
                         break;
                     }
