@@ -135,8 +135,8 @@ impl Connection {
             };
             let polled = match polled {
                 Ok(ev) => {
-                    // Stored only when it changes: the flag shares a cache line with what the
-                    // lanes read per message.
+                    // Stored only when it changes: a write per event would pull the flag's cache
+                    // line away from the handles (and whatever shares it) on the other core.
                     if !self.shared.writer_awake.load(Ordering::Relaxed) {
                         self.shared.writer_awake.store(true, Ordering::Relaxed);
                     }
