@@ -175,6 +175,24 @@ pub(crate) struct Batch {
     pub held: VecDeque<OutPublish>,
 }
 
+impl Batch {
+    /// How many of the held publishes, from the front, fit in `room` in-flight slots (QoS 0 takes
+    /// none): the next write's share.
+    pub fn writable(&self, mut room: usize) -> usize {
+        self.held
+            .iter()
+            .take_while(|p| {
+                if p.qos == QoS::AtMostOnce {
+                    return true;
+                }
+                let fits = room > 0;
+                room = room.saturating_sub(1);
+                fits
+            })
+            .count()
+    }
+}
+
 impl Book {
     /// Requests still waiting for the broker.
     pub fn outstanding(&self) -> usize {
@@ -271,5 +289,34 @@ mod tests {
         book.pubs.queued.push_back(waiter());
         book.fail_all(&Error::Closed);
         assert!(book.batch.held.is_empty() && book.pubs.queued.is_empty());
+    }
+
+    #[test]
+    fn a_batch_takes_qos_0_freely_and_qos_1_up_to_the_room_in_order() {
+        let p = |qos| OutPublish {
+            topic: "t".into(),
+            payload: bytes::Bytes::new(),
+            qos,
+            retain: false,
+            properties: None,
+        };
+        let (q0, q1) = (QoS::AtMostOnce, QoS::AtLeastOnce);
+        let batch = Batch {
+            held: [q0, q1, q0, q1, q1, q0].into_iter().map(p).collect(),
+            ..Batch::default()
+        };
+        assert_eq!(
+            batch.writable(0),
+            1,
+            "a QoS 1 publish with no room stops the batch"
+        );
+        assert_eq!(batch.writable(1), 3);
+        assert_eq!(
+            batch.writable(2),
+            4,
+            "the next QoS 1 one does not fit: nothing after it"
+        );
+        assert_eq!(batch.writable(3), 6);
+        assert_eq!(Batch::default().writable(5), 0);
     }
 }

@@ -17,7 +17,6 @@
 //!   list it dials the next broker each time ([`Failover`]): rumqttc keeps its session state
 //!   (in flight, replay queue) across the change, so the same replay serves the new broker.
 
-use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,7 +26,7 @@ use tokio::sync::watch;
 use super::dispatch::Dispatcher;
 use super::events::{Connack, Disconnected, Event, Published, Status, Subscribed, Unsubscribed};
 use super::failover::Failover;
-use super::link::{Link, LinkError, NetEvent, OutPublish, Req};
+use super::link::{Link, LinkError, NetEvent, Req};
 use super::replay;
 use super::retained::RetainedRoutes;
 use super::shared::{Shared, Stop};
@@ -203,7 +202,7 @@ impl Connection {
                 true => self.link.direct_room(),
                 false => None,
             };
-            let n = room.map_or(0, |room| writable(&book.batch.held, room));
+            let n = room.map_or(0, |room| book.batch.writable(room));
             if n == 0 {
                 // The task waits in a poll next: the next publish wakes rumqttc through its
                 // channel, unless it is held behind an unwritten one.
@@ -530,20 +529,6 @@ impl Connection {
     }
 }
 
-/// How many of the held publishes fit in the in-flight window's `room` (QoS 0 takes none), in order.
-fn writable(held: &VecDeque<OutPublish>, mut room: usize) -> usize {
-    held.iter()
-        .take_while(|p| {
-            if p.qos == QoS::AtMostOnce {
-                return true;
-            }
-            let fits = room > 0;
-            room = room.saturating_sub(1);
-            fits
-        })
-        .count()
-}
-
 /// Lets the tasks already queued on this worker run before the connection task goes on: it wakes
 /// itself, so it is queued behind them. (`tokio::task::yield_now` defers the wake-up until the
 /// worker has also polled its I/O driver, one more `epoll_wait` per yield.)
@@ -575,31 +560,5 @@ mod tests {
         let delays: Vec<u128> = (0..9).map(|a| backoff(min, max, a).as_millis()).collect();
         assert_eq!(delays, [100, 100, 200, 400, 800, 1600, 3000, 3000, 3000]);
         assert_eq!(backoff(min, max, u32::MAX), max);
-    }
-
-    #[test]
-    fn a_batch_takes_qos_0_freely_and_qos_1_up_to_the_room_in_order() {
-        let p = |qos| OutPublish {
-            topic: "t".into(),
-            payload: bytes::Bytes::new(),
-            qos,
-            retain: false,
-            properties: None,
-        };
-        let (q0, q1) = (QoS::AtMostOnce, QoS::AtLeastOnce);
-        let held: VecDeque<_> = [q0, q1, q0, q1, q1, q0].into_iter().map(p).collect();
-        assert_eq!(
-            writable(&held, 0),
-            1,
-            "a QoS 1 publish with no room stops the batch"
-        );
-        assert_eq!(writable(&held, 1), 3);
-        assert_eq!(
-            writable(&held, 2),
-            4,
-            "the next QoS 1 one does not fit: nothing after it"
-        );
-        assert_eq!(writable(&held, 3), 6);
-        assert_eq!(writable(&VecDeque::new(), 5), 0);
     }
 }
