@@ -84,6 +84,29 @@ pub fn machine() -> (usize, String, String) {
     (cores, model, load)
 }
 
+/// The whole machine's CPU time so far, from the `cpu` line of /proc/stat, in clock ticks:
+/// (all states, stolen). "Stolen" is time the hypervisor gave this VM's vCPUs to someone else.
+pub fn cpu_ticks() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    // user nice system idle iowait irq softirq steal guest guest_nice; guest time is already
+    // counted in user, so the sum stops at steal.
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .take(8)
+        .map(|f| f.parse().ok())
+        .collect::<Option<_>>()?;
+    Some((v.iter().sum(), *v.get(7)?))
+}
+
+/// The share of CPU time stolen between two [`cpu_ticks`] readings, in percent.
+pub fn steal_pct(before: Option<(u64, u64)>, after: Option<(u64, u64)>) -> Option<f64> {
+    let ((t0, s0), (t1, s1)) = (before?, after?);
+    let total = t1.checked_sub(t0).filter(|&t| t > 0)?;
+    Some(s1.saturating_sub(s0) as f64 * 100.0 / total as f64)
+}
+
 /// `p`-th percentile (0..=100) of sorted values.
 pub fn percentile(sorted: &[u32], p: f64) -> u32 {
     if sorted.is_empty() {
@@ -91,4 +114,22 @@ pub fn percentile(sorted: &[u32], p: f64) -> u32 {
     }
     let i = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
     sorted[i.min(sorted.len() - 1)]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn steal_is_the_share_of_all_ticks_between_two_readings() {
+        assert_eq!(steal_pct(Some((1000, 10)), Some((1400, 50))), Some(10.0));
+        assert_eq!(
+            steal_pct(Some((1000, 10)), Some((1000, 10))),
+            None,
+            "no time passed"
+        );
+        assert_eq!(steal_pct(None, Some((1000, 10))), None);
+        let (total, steal) = cpu_ticks().expect("/proc/stat on Linux");
+        assert!(total > 0 && steal <= total);
+    }
 }

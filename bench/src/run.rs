@@ -159,6 +159,7 @@ pub async fn run(args: RunArgs) -> Result<(), String> {
     let sections: Vec<&str> = args.only.split(',').map(str::trim).collect();
     let (cores, model, load_before) = procinfo::machine();
     let started = Instant::now();
+    let ticks_before = procinfo::cpu_ticks();
     say(format!(
         "{cores} cores ({model}), load {load_before}; {} run(s), {} messages per flood",
         ctx.runs, ctx.count
@@ -455,6 +456,13 @@ pub async fn run(args: RunArgs) -> Result<(), String> {
     }
 
     let total = started.elapsed().as_secs_f64();
+    let steal_pct = procinfo::steal_pct(ticks_before, procinfo::cpu_ticks());
+    if let Some(p) = steal_pct.filter(|&p| p >= STEAL_WARN_PCT) {
+        res.notes.push(format!(
+            "the hypervisor took {p:.0} % of this VM's CPU time during the run (steal): the host \
+             is busy, so these figures are not comparable to a run on a quiet one."
+        ));
+    }
     let raw = ctx.out.join("results.json");
     let _ = std::fs::write(&raw, serde_json::to_string_pretty(&res).unwrap_or_default());
     let meta = Meta {
@@ -462,6 +470,7 @@ pub async fn run(args: RunArgs) -> Result<(), String> {
         model,
         load_before,
         load_after: procinfo::machine().2,
+        steal_pct,
         runs: ctx.runs,
         count: ctx.count,
         http_secs: ctx.http_secs,
@@ -504,11 +513,16 @@ pub async fn run(args: RunArgs) -> Result<(), String> {
     Ok(())
 }
 
+/// Above this share of stolen CPU time the run says its host was busy (a quiet VM steals ~1 %).
+pub const STEAL_WARN_PCT: f64 = 5.0;
+
 pub struct Meta {
     pub cores: usize,
     pub model: String,
     pub load_before: String,
     pub load_after: String,
+    /// CPU time the hypervisor gave to other guests during the run, in percent (None off Linux).
+    pub steal_pct: Option<f64>,
     pub runs: usize,
     pub count: u64,
     pub http_secs: f64,
