@@ -456,7 +456,10 @@ impl SessionState {
                                     // dropped on session transfer (reconnect while the broker
                                     // is still draining a large offline backlog).
                                     let mut drained = 0usize;
-                                    while let Ok(Message::Forward(from, p)) = self.rx.try_recv() {
+                                    // axum-mqtt patch: closed first, as in the online loop.
+                                    self.rx.close();
+                                    while let Ok(queued) = self.rx.try_recv() {
+                                        let Message::Forward(from, p) = queued else { continue };
                                         // hook, offline_message — same as the main offline event
                                         // loop so hook consumers (web-hook `offline_message`
                                         // rule, sys-topic offline counters, audit plugins) do not
@@ -625,6 +628,24 @@ impl SessionState {
                     is_admin
                 );
                 if !sender.is_closed() {
+                    // axum-mqtt patch: forwards queued behind this Kick go to the deliver queue
+                    // before the ack. The kicker takes the deliver queue and the inflight window
+                    // (`to_offline_info`) right after it, and this loop never reads `rx` again,
+                    // so they were dropped silently (QoS 1 lost on a takeover while the old
+                    // connection was still open). Closed first: what is routed here from now on
+                    // fails to send and is parked for the new session (`DefaultShared::park`).
+                    self.rx.close();
+                    while let Ok(queued) = self.rx.try_recv() {
+                        if let Message::Forward(from, p) = queued {
+                            if let Err((from, p)) = deliver_queue_tx.send((from, p)).await {
+                                self.scx
+                                    .extends
+                                    .hook_mgr()
+                                    .message_dropped(Some(self.id.clone()), from, p, Reason::MessageQueueFull)
+                                    .await;
+                            }
+                        }
+                    }
                     if sender.send(()).is_err() {
                         log::warn!("{:?} Message::Kick, send response error, sender is closed", self.id);
                     }
@@ -1437,7 +1458,7 @@ impl SessionState {
     }
 
     #[inline]
-    async fn transfer_session_state(
+    pub(crate) async fn transfer_session_state(
         &self,
         clear_subscriptions: bool,
         mut offline_info: OfflineInfo,
@@ -1498,7 +1519,8 @@ impl SessionState {
         //[MQTT-4.4.0-1] Reforward every inflight message regardless of status:
         //`reforward` resends the PUBLISH for UnAck/UnReceived and the owed
         //PUBREL (via SendRerelease) for UnComplete.
-        while let Some(msg) = offline_info.inflight_messages.pop() {
+        // axum-mqtt patch: oldest first (`pop` resent the window in reverse, [MQTT-4.6.0-1]).
+        for msg in std::mem::take(&mut offline_info.inflight_messages) {
             if let Err(e) = self.reforward(msg).await {
                 log::warn!("transfer_session_state, reforward error, {e}");
             }
@@ -1576,15 +1598,8 @@ impl SessionState {
         //hook, message_delivered
         let publish = self.hook.message_delivered(from.clone(), &publish).await.unwrap_or(publish);
 
-        //send message
-        sink.publish(
-            publish.clone(),
-            expiry_check_res.message_expiry_interval(),
-            self.server_topic_aliases.as_ref(),
-        )
-        .await?; //@TODO ... at exception, send hook and or store message
-
-        //cache messages to inflight window
+        // axum-mqtt patch: into the inflight window first, then written, so a write to a dead
+        // socket leaves a QoS 1/2 message in the session to resend rather than losing it.
         let moment_status = match publish.qos {
             QoS::AtLeastOnce => Some(MomentStatus::UnAck),
             QoS::ExactlyOnce => Some(MomentStatus::UnReceived),
@@ -1595,9 +1610,12 @@ impl SessionState {
             self.out_inflight().write().await.push_back(OutInflightMessage::new(
                 moment_status,
                 from,
-                publish,
+                publish.clone(),
             ));
         }
+
+        sink.publish(publish, expiry_check_res.message_expiry_interval(), self.server_topic_aliases.as_ref())
+            .await?;
 
         Ok(())
     }

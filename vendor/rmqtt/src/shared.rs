@@ -344,6 +344,12 @@ impl Drop for LockEntry {
     #[inline]
     fn drop(&mut self) {
         if self._locker.is_some() {
+            // axum-mqtt patch: a takeover that failed before `set` parks nothing any more.
+            if let Some((_, parked)) = self.shared.parked.remove(&self.id.client_id) {
+                if !parked.is_empty() {
+                    log::warn!("{:?} a takeover failed: {} messages for it dropped", self.id, parked.len());
+                }
+            }
             let _t = self.shared.lockers.remove(&self.id.client_id);
             log::debug!("{:?} LockEntry Drop ..., {}", self.id, _t.is_some());
         }
@@ -448,6 +454,21 @@ impl Entry for LockEntry {
 
     #[inline]
     async fn set(&mut self, s: Session, tx: Tx) -> Result<()> {
+        // axum-mqtt patch: parked messages go to the new session before it is reachable, and
+        // the parked entry is held meanwhile, so `park` either adds to it before the hand-over
+        // or finds the new session after it: nothing is lost, the order is kept.
+        if let dashmap::mapref::entry::Entry::Occupied(mut parked) =
+            self.shared.parked.entry(self.id.client_id.clone())
+        {
+            for (from, p) in parked.get_mut().drain(..) {
+                if tx.unbounded_send(Message::Forward(from, p)).is_err() {
+                    log::warn!("{:?} the new session closed before it took its parked messages", self.id);
+                }
+            }
+            self.shared.peers.insert(self.id.client_id.clone(), EntryItem { s, tx });
+            parked.remove();
+            return Ok(());
+        }
         self.shared.peers.insert(self.id.client_id.clone(), EntryItem { s, tx });
         Ok(())
     }
@@ -476,6 +497,13 @@ impl Entry for LockEntry {
             clear_subscriptions,
             is_admin
         );
+
+        // axum-mqtt patch: a session resumed by a new connection gets what is routed to this
+        // client from now until `set` (the old session stops taking messages when it acks the
+        // kick, and there is no session at all between `_remove` and `set`).
+        if !clean_start && !is_admin && self.session().is_some() {
+            self.shared.parked.entry(self.id.client_id.clone()).or_default();
+        }
 
         if let Some(peer_tx) = self.tx().filter(|tx| !tx.is_closed()) {
             let (tx, rx) = oneshot::channel();
@@ -649,13 +677,21 @@ pub struct DefaultShared {
     scx: Option<ServerContext>,
     lockers: Arc<DashMap<ClientId, Arc<Mutex<()>>>>,
     peers: Arc<DashMap<ClientId, EntryItem>>,
+    // axum-mqtt patch: messages for a client whose session is being taken over (present from
+    // the kick until the new session is set), handed to the new session in `set`.
+    parked: Arc<DashMap<ClientId, Vec<(From, Publish)>>>,
 }
 
 impl DefaultShared {
     /// Create a new `DefaultShared` instance.
     #[inline]
     pub fn new(scx: Option<ServerContext>) -> DefaultShared {
-        Self { scx, lockers: Arc::new(DashMap::default()), peers: Arc::new(DashMap::default()) }
+        Self {
+            scx,
+            lockers: Arc::new(DashMap::default()),
+            peers: Arc::new(DashMap::default()),
+            parked: Arc::new(DashMap::default()),
+        }
     }
 
     #[inline]
@@ -671,6 +707,24 @@ impl DefaultShared {
     #[inline]
     pub fn tx(&self, client_id: &str) -> Option<(Tx, To)> {
         self.peers.get(client_id).map(|peer| (peer.tx.clone(), peer.s.id.clone()))
+    }
+
+    /// axum-mqtt patch: a message whose session could not take it (its channel closed, or no
+    /// session) is kept for the session taking that client over, if one is; `Err` gives it back
+    /// when there is none. The takeover may have ended since the first try: then its session is
+    /// in `peers` and gets the message now.
+    fn park(&self, client_id: &str, from: From, p: Publish) -> std::result::Result<(), (From, Publish)> {
+        if let Some(mut parked) = self.parked.get_mut(client_id) {
+            parked.push((from, p));
+            return Ok(());
+        }
+        match self.peers.get(client_id).map(|peer| peer.tx.clone()) {
+            Some(tx) => tx.unbounded_send(Message::Forward(from, p)).map_err(|e| match e.into_inner() {
+                Message::Forward(from, p) => (from, p),
+                _ => unreachable!("a Forward was sent"),
+            }),
+            None => Err((from, p)),
+        }
     }
 
     /// Collect subscription client IDs from a [`SubRelationsMap`], resolving shared groups.
@@ -911,6 +965,13 @@ impl Shared for DefaultShared {
             let (tx, to) = if let Some((tx, to)) = self.tx(&client_id) {
                 (tx, to)
             } else {
+                let p = match self.park(&client_id, from.clone(), p) {
+                    Ok(()) => {
+                        ok_recipients.push((client_id, None));
+                        continue;
+                    }
+                    Err((_, p)) => p,
+                };
                 log::debug!(
                     "forwards_to failed, from:{:?}, to:{:?}, topic_filter:{:?}, topic:{:?}, reason: the client has disconnected.",
                     from,
@@ -937,7 +998,12 @@ impl Shared for DefaultShared {
                     e
                 );
                 if let Message::Forward(from, p) = e.into_inner() {
-                    errs.push((to, from, p, Reason::from_static("Connection Tx is closed")));
+                    match self.park(&client_id, from, p) {
+                        Ok(()) => ok_recipients.push((client_id, None)),
+                        Err((from, p)) => {
+                            errs.push((to, from, p, Reason::from_static("Connection Tx is closed")))
+                        }
+                    }
                 }
             } else {
                 // Collect successful session info with shared group expansion

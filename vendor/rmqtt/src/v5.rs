@@ -60,10 +60,13 @@ use crate::context::ServerContext;
 use crate::net::v5;
 use crate::session::{Session, SessionState};
 use crate::types::{
-    ClientId, ConnectAckReason, ConnectInfo, Id, ListenerConfig, ListenerId, Message, OfflineSession,
-    SessionSubs, Sink,
+    ClientId, ConnectAckReason, ConnectInfo, Id, ListenerConfig, ListenerId, OfflineSession, SessionSubs,
+    Sink,
 };
 use crate::utils::timestamp_millis;
+// axum-mqtt patch: only the automatic subscription sends to the session here now.
+#[cfg(feature = "auto-subscription")]
+use crate::types::Message;
 use crate::{Error, Result};
 
 /// Processes a new MQTT v5.0 connection through its full lifecycle.
@@ -357,6 +360,15 @@ async fn _handshake(
     let server_topic_alias_max = session.fitter.max_server_topic_aliases();
     let state = SessionState::new(session, hook, server_topic_alias_max, client_topic_alias_max);
 
+    // axum-mqtt patch: the old session's messages are queued before the session is reachable
+    // (rmqtt queued a transfer message after it was), so what is routed to it meanwhile comes
+    // after them instead of overtaking them.
+    if let Some(o) = offline_info {
+        if let Err(e) = state.transfer_session_state(clean_session, o).await {
+            return Err((ConnectAckReason::V5(ConnectAckReasonV5::ServerUnavailable), e));
+        }
+    }
+
     if let Err(e) = entry.set(state.session().clone(), state.tx().clone()).await {
         return Err((ConnectAckReason::V5(ConnectAckReasonV5::ServerUnavailable), e));
     }
@@ -371,13 +383,6 @@ async fn _handshake(
 
     //hook, client connected
     state.hook.client_connected().await;
-
-    //transfer session state
-    if let Some(o) = offline_info {
-        if let Err(e) = state.tx().unbounded_send(Message::SessionStateTransfer(o, clean_session)) {
-            return Err((ConnectAckReason::V5(ConnectAckReasonV5::ServerUnavailable), e.into()));
-        }
-    }
 
     //automatic subscription
     #[cfg(feature = "auto-subscription")]
