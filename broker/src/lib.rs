@@ -32,6 +32,14 @@
 //! drops connections that send an empty WebSocket message, as MQTT.js does): WebSocket
 //! connections go through a relay to the TCP listener, so the broker sees them as loopback peers.
 //!
+//! rmqtt 0.24.0 loses or reorders QoS 1 messages when a resumed session is taken over by a new
+//! connection while messages for it flow. This workspace builds rmqtt from its `vendor/rmqtt`,
+//! the published crate with that fixed (its `PATCHES.md`), through `[patch.crates-io]` in the
+//! workspace's `Cargo.toml`. A patch applies only to the workspace that declares it: a program
+//! that depends on this crate from elsewhere gets the crates.io rmqtt unless its own
+//! `Cargo.toml` has the same entry pointing at a copy of `vendor/rmqtt`. A takeover from one
+//! cluster node to another goes through rmqtt's broadcast kick, which these fixes do not cover.
+//!
 //! With the feature `cluster`, a broker can be one node of an rmqtt broadcast cluster
 //! ([`BrokerConfig::with_cluster`]); the binary `axum-mqtt-cluster-node` starts such a node from
 //! the command line.
