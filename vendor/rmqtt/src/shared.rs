@@ -345,7 +345,7 @@ impl Drop for LockEntry {
     fn drop(&mut self) {
         if self._locker.is_some() {
             // axum-mqtt patch: a takeover that failed before `set` parks nothing any more.
-            if let Some((_, parked)) = self.shared.parked.remove(&self.id.client_id) {
+            if let Some((_, (_, parked))) = self.shared.parked.remove(&self.id.client_id) {
                 if !parked.is_empty() {
                     log::warn!("{:?} a takeover failed: {} messages for it dropped", self.id, parked.len());
                 }
@@ -460,7 +460,7 @@ impl Entry for LockEntry {
         if let dashmap::mapref::entry::Entry::Occupied(mut parked) =
             self.shared.parked.entry(self.id.client_id.clone())
         {
-            for (from, p) in parked.get_mut().drain(..) {
+            for (from, p) in parked.get_mut().1.drain(..) {
                 if tx.unbounded_send(Message::Forward(from, p)).is_err() {
                     log::warn!("{:?} the new session closed before it took its parked messages", self.id);
                 }
@@ -501,8 +501,8 @@ impl Entry for LockEntry {
         // axum-mqtt patch: a session resumed by a new connection gets what is routed to this
         // client from now until `set` (the old session stops taking messages when it acks the
         // kick, and there is no session at all between `_remove` and `set`).
-        if !clean_start && !is_admin && self.session().is_some() {
-            self.shared.parked.entry(self.id.client_id.clone()).or_default();
+        if let Some(s) = self.session().filter(|_| !clean_start && !is_admin) {
+            self.shared.parked.insert(self.id.client_id.clone(), (s.fitter.max_mqueue_len(), Vec::new()));
         }
 
         if let Some(peer_tx) = self.tx().filter(|tx| !tx.is_closed()) {
@@ -678,8 +678,9 @@ pub struct DefaultShared {
     lockers: Arc<DashMap<ClientId, Arc<Mutex<()>>>>,
     peers: Arc<DashMap<ClientId, EntryItem>>,
     // axum-mqtt patch: messages for a client whose session is being taken over (present from
-    // the kick until the new session is set), handed to the new session in `set`.
-    parked: Arc<DashMap<ClientId, Vec<(From, Publish)>>>,
+    // the kick until the new session is set), handed to the new session in `set`; at most the
+    // session's `max_mqueue_len` of them, as its deliver queue holds.
+    parked: Arc<DashMap<ClientId, (usize, Vec<(From, Publish)>)>>,
 }
 
 impl DefaultShared {
@@ -715,7 +716,11 @@ impl DefaultShared {
     /// in `peers` and gets the message now.
     fn park(&self, client_id: &str, from: From, p: Publish) -> std::result::Result<(), (From, Publish)> {
         if let Some(mut parked) = self.parked.get_mut(client_id) {
-            parked.push((from, p));
+            let (max, queued) = &mut *parked;
+            if queued.len() >= *max {
+                return Err((from, p));
+            }
+            queued.push((from, p));
             return Ok(());
         }
         match self.peers.get(client_id).map(|peer| peer.tx.clone()) {
