@@ -593,6 +593,26 @@ impl SessionState {
         Ok(msg_tx)
     }
 
+    /// Into the deliver queue, or dropped through `message_dropped` when it is full (axum-mqtt
+    /// patch: out of `process_message`'s forward arm, which the kick's drain shares).
+    #[inline]
+    async fn queue_delivery(
+        &self,
+        deliver_queue_tx: &queue::Sender<(From, Publish)>,
+        from: From,
+        p: Publish,
+    ) {
+        if let Err((from, p)) = deliver_queue_tx.send((from, p)).await {
+            log::debug!("{:?} deliver_dropped, from: {:?}, {:?}", self.id, from, p);
+            //hook, message_dropped
+            self.scx
+                .extends
+                .hook_mgr()
+                .message_dropped(Some(self.id.clone()), from, p, Reason::MessageQueueFull)
+                .await;
+        }
+    }
+
     #[inline]
     async fn process_message<Io>(
         &mut self,
@@ -605,17 +625,7 @@ impl SessionState {
         Io: AsyncRead + AsyncWrite + Unpin,
     {
         match msg {
-            Message::Forward(from, p) => {
-                if let Err((from, p)) = deliver_queue_tx.send((from, p)).await {
-                    log::debug!("{:?} deliver_dropped, from: {:?}, {:?}", self.id, from, p);
-                    //hook, message_dropped
-                    self.scx
-                        .extends
-                        .hook_mgr()
-                        .message_dropped(Some(self.id.clone()), from, p, Reason::MessageQueueFull)
-                        .await;
-                }
-            }
+            Message::Forward(from, p) => self.queue_delivery(deliver_queue_tx, from, p).await,
             Message::SendRerelease(iflt_msg) => {
                 self.send_rerelease(sink, iflt_msg).await?;
             }
@@ -637,13 +647,7 @@ impl SessionState {
                     self.rx.close();
                     while let Ok(queued) = self.rx.try_recv() {
                         if let Message::Forward(from, p) = queued {
-                            if let Err((from, p)) = deliver_queue_tx.send((from, p)).await {
-                                self.scx
-                                    .extends
-                                    .hook_mgr()
-                                    .message_dropped(Some(self.id.clone()), from, p, Reason::MessageQueueFull)
-                                    .await;
-                            }
+                            self.queue_delivery(deliver_queue_tx, from, p).await;
                         }
                     }
                     if sender.send(()).is_err() {

@@ -967,12 +967,28 @@ impl Shared for DefaultShared {
             }
             // p.properties.subscription_ids = sub_ids;
 
+            // Who received it, with shared group expansion (axum-mqtt patch: a closure, so that a
+            // message parked for a session taking the client over counts as a sent one does).
+            let mark_sent = |ok_recipients: &mut ForwardedRecipients, client_id: ClientId| {
+                if let Some((group, _, cids)) = &group_shared {
+                    for g_cid in cids {
+                        if g_cid == &client_id {
+                            ok_recipients.push((g_cid.clone(), Some((topic_filter.clone(), group.clone()))));
+                        } else {
+                            ok_recipients.push((g_cid.clone(), None));
+                        }
+                    }
+                } else {
+                    ok_recipients.push((client_id, None));
+                }
+            };
+
             let (tx, to) = if let Some((tx, to)) = self.tx(&client_id) {
                 (tx, to)
             } else {
                 let p = match self.park(&client_id, from.clone(), p) {
                     Ok(()) => {
-                        ok_recipients.push((client_id, None));
+                        mark_sent(&mut ok_recipients, client_id);
                         continue;
                     }
                     Err((_, p)) => p,
@@ -1004,25 +1020,14 @@ impl Shared for DefaultShared {
                 );
                 if let Message::Forward(from, p) = e.into_inner() {
                     match self.park(&client_id, from, p) {
-                        Ok(()) => ok_recipients.push((client_id, None)),
+                        Ok(()) => mark_sent(&mut ok_recipients, client_id),
                         Err((from, p)) => {
                             errs.push((to, from, p, Reason::from_static("Connection Tx is closed")))
                         }
                     }
                 }
             } else {
-                // Collect successful session info with shared group expansion
-                if let Some((group, _, cids)) = &group_shared {
-                    for g_cid in cids {
-                        if g_cid == &client_id {
-                            ok_recipients.push((g_cid.clone(), Some((topic_filter.clone(), group.clone()))));
-                        } else {
-                            ok_recipients.push((g_cid.clone(), None));
-                        }
-                    }
-                } else {
-                    ok_recipients.push((client_id, None));
-                }
+                mark_sent(&mut ok_recipients, client_id);
             }
         }
 
