@@ -20,8 +20,10 @@ use tokio::sync::mpsc;
 /// How long an example may take to print an expected line or to exit.
 const WAIT: Duration = Duration::from_secs(20);
 
-/// Builds every example once (`cargo build -p axum-mqtt --examples`, into this test's target dir
-/// and profile) and returns the folder holding them.
+/// Builds every example once (`cargo build --workspace --examples`, into this test's target dir
+/// and profile) and returns the folder holding them. `--workspace` resolves features as
+/// `cargo test --workspace` does, so under it this finds the examples that command already built;
+/// `-p axum-mqtt` alone would compile axum-mqtt, the broker and rmqtt again with other features.
 fn examples_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
@@ -38,7 +40,7 @@ fn examples_dir() -> &'static Path {
         };
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let out = Command::new(cargo)
-            .args(["build", "--quiet", "-p", "axum-mqtt", "--examples"])
+            .args(["build", "--quiet", "--workspace", "--examples"])
             .args(["--profile", &profile])
             .arg("--manifest-path")
             .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"))
