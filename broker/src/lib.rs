@@ -37,12 +37,15 @@
 //! the published crate with that fixed (its `PATCHES.md`), through `[patch.crates-io]` in the
 //! workspace's `Cargo.toml`. A patch applies only to the workspace that declares it: a program
 //! that depends on this crate from elsewhere gets the crates.io rmqtt unless its own
-//! `Cargo.toml` has the same entry pointing at a copy of `vendor/rmqtt`. A takeover from one
-//! cluster node to another goes through rmqtt's broadcast kick, which these fixes do not cover.
+//! `Cargo.toml` has the same entry pointing at a copy of `vendor/rmqtt`.
 //!
 //! With the feature `cluster`, a broker can be one node of an rmqtt broadcast cluster
 //! ([`BrokerConfig::with_cluster`]); the binary `axum-mqtt-cluster-node` starts such a node from
-//! the command line.
+//! the command line. rmqtt-cluster-broadcast 0.24.0 lost a persistent session that moved to
+//! another node (subscriptions and queued messages); `vendor/rmqtt-cluster-broadcast` has that
+//! fixed, under the same `[patch.crates-io]` rule. Still lost: a QoS 1 message that is in flight
+//! between nodes while its subscriber's session moves (the cluster forwards after acking, and
+//! each node routes only by its own subscriptions); a takeover on one node loses nothing.
 //!
 //! rmqtt logs through the `log` crate; a `tracing-subscriber` with its default `tracing-log`
 //! feature picks those records up, so `RUST_LOG=rmqtt=debug` shows them.

@@ -1,6 +1,7 @@
 //! Three embedded brokers as one rmqtt broadcast cluster on loopback (feature `cluster`):
 //! publishes, retained messages and wills cross nodes; a shared subscription group with a member
-//! on every node gets each message exactly once; a stopped node leaves the others serving.
+//! on every node gets each message exactly once; a stopped node leaves the others serving; a
+//! persistent session moves to another node with its subscriptions and queued messages.
 //!
 //! Run: `cargo test -p axum-mqtt-broker --features cluster --test cluster` (needs `protoc`).
 
@@ -299,7 +300,121 @@ async fn a_stopped_node_leaves_the_others_serving() {
         "20 messages node 1 → node 3 after node 2 stopped: {:?}",
         started.elapsed()
     );
+    // A client connecting now: its session is looked for on every node, the stopped one too.
+    let started = Instant::now();
+    let mut late = client(&nodes[0], "after-stop").await;
+    eprintln!(
+        "a connect to node 1 after node 2 stopped: {:?}",
+        started.elapsed()
+    );
+    subscribe(&mut late, &format!("{t}/late")).await;
+    pub1.client
+        .publish(format!("{t}/late"), QoS::AtLeastOnce, false, "late")
+        .await
+        .unwrap();
+    assert_eq!(
+        next_publish(&mut late, WAIT).await,
+        Some((format!("{t}/late"), "late".into(), false))
+    );
     for n in nodes {
         tokio::task::spawn_blocking(move || n.stop()).await.unwrap();
     }
+}
+
+/// A persistent session of a device on node 1 that reconnects to node 2 (its connection died, a
+/// load balancer picked another node): node 2 takes the session over from node 1 through the
+/// cluster's kick, with its subscription and the QoS 1 messages queued for it while it was away.
+/// `race`: the messages are published while the broker may not yet have seen the drop, and the
+/// device reconnects without waiting for their PUBACKs (the takeover races them).
+async fn session_moves_between_nodes(race: bool, rounds: usize) {
+    let nodes = cluster(3);
+    let t = unique("move");
+    // The publisher is on node 3; the links 3 → 1 and 3 → 2 are up before the first round.
+    let pub3 = client(&nodes[2], "pub3").await;
+    for (i, n) in nodes[..2].iter().enumerate() {
+        let mut probe = client(n, "probe").await;
+        subscribe(&mut probe, &format!("{t}/probe{i}")).await;
+        until_linked(&pub3, &mut probe, &format!("{t}/probe{i}")).await;
+    }
+    let mut watch = client(&nodes[1], "watch").await;
+    subscribe(&mut watch, &format!("{t}/will/#")).await;
+    // Beside the device on node 1: what it receives, node 1 has queued for the device too.
+    let mut beside = client(&nodes[0], "beside").await;
+    subscribe(&mut beside, &format!("{t}/m/#")).await;
+    for round in 0..rounds {
+        let id = unique("mover");
+        let persistent = |node: &EmbeddedBroker| {
+            let mut o = v4_options(node, Via::Tcp, &id);
+            o.set_clean_session(false);
+            o.set_last_will(LastWill::new(
+                format!("{t}/will/{round}"),
+                "gone",
+                QoS::AtMostOnce,
+                false,
+            ));
+            o
+        };
+        let mut c = v4(persistent(&nodes[0])).await;
+        subscribe(&mut c, &format!("{t}/m/{round}")).await;
+        c.kill().await;
+        if !race {
+            // Node 1 has seen the drop: the device's will crossed to node 2.
+            let will = next_publish(&mut watch, WAIT).await;
+            assert_eq!(will.map(|w| w.0), Some(format!("{t}/will/{round}")));
+        }
+        let sent: Vec<String> = (0..3).map(|i| format!("m{i}")).collect();
+        for m in &sent {
+            pub3.client
+                .publish(format!("{t}/m/{round}"), QoS::AtLeastOnce, false, m.clone())
+                .await
+                .unwrap();
+        }
+        if !race {
+            // Node 3 acks before it forwards to the other nodes: wait until node 1 has them.
+            for m in &sent {
+                let got = next_publish(&mut beside, WAIT).await;
+                assert_eq!(
+                    got.map(|g| g.1).as_ref(),
+                    Some(m),
+                    "round {round}: node 1 got it"
+                );
+            }
+        }
+        let mut c = v4(persistent(&nodes[1])).await;
+        let mut got = Vec::new();
+        while got.len() < sent.len() {
+            match next_publish(&mut c, WAIT).await {
+                Some((_, m, _)) => got.push(m),
+                None => break,
+            }
+        }
+        assert_eq!(
+            got, sent,
+            "round {round}: lost or out of order after the move"
+        );
+        c.client.disconnect().await.unwrap();
+        if race {
+            drain(&mut watch, Duration::from_millis(100)).await;
+            drain(&mut beside, Duration::from_millis(1)).await;
+        }
+    }
+    for n in nodes {
+        tokio::task::spawn_blocking(move || n.stop()).await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_moves_to_another_node_with_its_queued_messages() {
+    session_moves_between_nodes(false, 3).await;
+}
+
+/// Known loss, so not run by default: rmqtt's broadcast cluster forwards a publish to the other
+/// nodes after it has acked it, and each node routes by its own subscriptions, so a message still
+/// in flight while the session moves finds it on neither node (node 1 has removed it, node 2 has
+/// not restored it yet). 9 rounds in 20 lost one of their 3 messages here (see
+/// vendor/rmqtt-cluster-broadcast/PATCHES.md). Run by hand with `-- --ignored`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "known loss in rmqtt's broadcast cluster: messages in flight while a session moves between nodes"]
+async fn a_session_moves_to_another_node_while_messages_flow() {
+    session_moves_between_nodes(true, 20).await;
 }

@@ -185,10 +185,15 @@ pub(crate) async fn kick(
         rmqtt::grpc::MessageBroadcaster::new(grpc_clients, msg_type, msg, Some(Duration::from_secs(15)))
             .select_ok(|reply: MessageReply| -> Result<MessageReply> {
                 log::debug!("reply: {reply:?}");
-                if let MessageReply::Kick(o) = reply {
-                    Ok(MessageReply::Kick(o))
-                } else {
-                    Err(MqttError::None.into())
+                match reply {
+                    // axum-mqtt patch: a node without the session is not the answer. The first
+                    // reply used to win, so a node with no session (replying first) hid the node
+                    // that had it: that node removed the session, and its subscriptions and queued
+                    // messages were lost. No node with the session: every reply fails, and the
+                    // caller takes it as no session.
+                    MessageReply::Kick(OfflineSession::NotExist) => Err(MqttError::None.into()),
+                    MessageReply::Kick(o) => Ok(MessageReply::Kick(o)),
+                    _ => Err(MqttError::None.into()),
                 }
             })
             .await?;
