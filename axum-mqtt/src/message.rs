@@ -176,6 +176,15 @@ impl Message {
         self.dup
     }
 
+    /// The packet id the broker sent it with (paho's `mid`); 0 at QoS 0.
+    ///
+    /// ```
+    /// assert_eq!(axum_mqtt::Message::new("a", "b").pkid(), 0);
+    /// ```
+    pub fn pkid(&self) -> u16 {
+        self.pkid
+    }
+
     /// MQTT 5 properties (`None` on MQTT 3.1.1).
     pub fn properties(&self) -> Option<&Properties> {
         self.properties.as_deref()
