@@ -221,6 +221,7 @@ class Mqtt:
         self._last_connack: tuple[dict[str, int], int] | None = None
         self._publishes: dict[int, MQTTMessageInfo] = {}
         self._early_acks: dict[int, int] = {}
+        self._disconnect_seen = False
 
         if app is not None:
             self.init_app(app, config_prefix)
@@ -298,9 +299,14 @@ class Mqtt:
         rust, self._rust = self._rust, None
         if rust is None:
             return
+        self._disconnect_seen = False
         rust.shutdown(timeout)
         # The dispatcher stopped with the client: run what it left (on_disconnect, acks) here.
         self._run_control(rust)
+        if not self._disconnect_seen:
+            # The client's own disconnect event may come after it stopped: paho calls
+            # on_disconnect(rc=0) for a requested disconnect, once.
+            self._on_disconnected(MQTT_ERR_SUCCESS, None)
         with self._lock:
             pending, self._publishes = self._publishes, {}
             for info in pending.values():
@@ -414,6 +420,7 @@ class Mqtt:
         return (self.client, self._userdata, flags, rc)
 
     def _on_disconnected(self, rc: int, reason: str | None) -> None:
+        self._disconnect_seen = True
         with self._lock:
             self._last_connack = None
             handlers = list(self._handlers["disconnect"])
