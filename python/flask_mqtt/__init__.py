@@ -222,6 +222,8 @@ class Mqtt:
         self._publishes: dict[int, MQTTMessageInfo] = {}
         self._early_acks: dict[int, int] = {}
         self._disconnect_seen = False
+        # Stopped in a supervisor (gunicorn master, reloader watcher): its forks start a client.
+        self._serves_workers = False
 
         if app is not None:
             self.init_app(app, config_prefix)
@@ -275,6 +277,8 @@ class Mqtt:
         """Starts the client (again after ``_disconnect``) with every callback and subscription."""
         if self._config is None:
             raise RuntimeError("call init_app(app) first")
+        if self._rust is not None:
+            return  # connected or reconnecting by itself
         rust = _core.Client(self._config)
         with self._lock:
             self._register_filters(rust)
@@ -315,8 +319,9 @@ class Mqtt:
         logger.debug("Disconnected from Broker")
 
     def _restart_after_fork(self) -> None:
-        # The parent's client and threads are not in this process; start ours.
-        if self._rust is None:
+        # The parent's client and threads are not in this process; start ours (also when the
+        # parent stopped its own because it only supervises workers like this one).
+        if self._rust is None and not self._serves_workers:
             return
         self._rust = None
         self._lock = threading.RLock()
@@ -330,6 +335,7 @@ class Mqtt:
         if self._rust is not None:
             logger.info("flask_mqtt: the %s does not serve; its client stops (the workers have theirs)", why)
             self._disconnect(timeout=1.0)
+            self._serves_workers = True
 
     # ----------------------------------------------------------------- dispatch
 

@@ -2,7 +2,8 @@
 
 - After ``os.fork()`` the child starts its own client (its own Rust runtime, a fresh ``{pid}`` in
   the client id) with the parent's callbacks and subscriptions: gunicorn ``--preload`` works.
-- In gunicorn's master, which only supervises, the client stops when it forks its first worker.
+- In gunicorn's master, which only supervises, the client stops just before it forks its first
+  worker (before, so no worker inherits the open socket and keeps the connection alive).
 - In Werkzeug's reloader watcher (``app.run(debug=True)``, ``flask run --debug``) the client stops
   before the watcher starts the serving child, so only that child handles messages.
 - At exit, in-flight publishes get a bounded time to be acknowledged, then DISCONNECT.
@@ -39,7 +40,7 @@ def register(mqtt: Mqtt) -> None:
         if _installed:
             return
         _installed = True
-    os.register_at_fork(after_in_child=_after_fork_in_child, after_in_parent=_after_fork_in_parent)
+    os.register_at_fork(before=_before_fork, after_in_child=_after_fork_in_child)
     atexit.register(_at_exit)
     _patch_reloader()
 
@@ -58,7 +59,7 @@ def _after_fork_in_child() -> None:
 
 def _in_gunicorn_spawn() -> bool:
     """True when this fork is gunicorn's arbiter spawning a worker."""
-    frame = sys._getframe(1)
+    frame: Any = sys._getframe(1)
     while frame is not None:
         code = frame.f_code
         if code.co_name == "spawn_worker" and "gunicorn" in code.co_filename:
@@ -67,7 +68,7 @@ def _in_gunicorn_spawn() -> bool:
     return False
 
 
-def _after_fork_in_parent() -> None:
+def _before_fork() -> None:
     if _in_gunicorn_spawn():
         _each(lambda m: m._stop_in_supervisor("gunicorn master"), "stop in the gunicorn master")
 

@@ -87,6 +87,17 @@ pub(crate) fn expand(template: &str, v: &Values<'_>) -> Result<String, String> {
     Ok(id)
 }
 
+/// Random bits that differ between processes forked from one parent (gunicorn workers): fastrand's
+/// per-thread state is copied by `fork`, so two children would draw the same numbers and so the same
+/// client id; the pid and the clock tell them apart.
+pub(crate) fn process_random() -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let seed = fastrand::u64(..) ^ (u64::from(std::process::id()) << 32) ^ nanos;
+    fastrand::Rng::with_seed(seed).u64(..)
+}
+
 /// The values of this process now: its host name (from the OS, through `gethostname`), its id,
 /// and a fresh random part.
 pub(crate) fn expand_here(template: &str) -> Result<String, String> {
@@ -94,7 +105,7 @@ pub(crate) fn expand_here(template: &str) -> Result<String, String> {
     let host = host.to_string_lossy();
     // A host without a name still needs something that reads as one.
     let hostname = if host.is_empty() { "localhost" } else { &host };
-    let random = format!("{:08x}", fastrand::u32(..));
+    let random = format!("{:08x}", process_random() as u32);
     expand(
         template,
         &Values {

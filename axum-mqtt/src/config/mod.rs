@@ -493,7 +493,7 @@ impl MqttConfig {
     /// when empty. Called once per client, when it starts.
     pub(crate) fn effective_client_id(&self) -> Result<String, ConfigError> {
         if self.client_id.is_empty() {
-            return Ok(format!("axum-mqtt-{:016x}", fastrand::u64(..)));
+            return Ok(format!("axum-mqtt-{:016x}", client_id::process_random()));
         }
         let id = client_id::expand_here(&self.client_id)
             .map_err(|reason| self.error("CLIENT_ID", &self.client_id, &reason))?;
