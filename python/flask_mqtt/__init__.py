@@ -211,6 +211,7 @@ class Mqtt:
         # Guards the callback lists against the dispatcher's snapshot, and the publish book.
         self._lock = threading.RLock()
         self._acked = threading.Condition(self._lock)
+        self._ack_waiters = 0  # threads in wait_for_publish: acks notify only when there are some
         self._handlers: dict[str, list[Callable[..., Any]]] = {
             kind: [] for kind in ("connect", "disconnect", "message", "publish", "subscribe", "unsubscribe", "log")
         }
@@ -326,6 +327,7 @@ class Mqtt:
         self._rust = None
         self._lock = threading.RLock()
         self._acked = threading.Condition(self._lock)
+        self._ack_waiters = 0
         self._publishes = {}
         self._early_acks = {}
         self._connect_async = True  # never hold up a worker's start-up
@@ -358,7 +360,7 @@ class Mqtt:
         for event in rust.take_control(_BATCH):
             kind = event[0]
             if kind == "publish":
-                self._on_publish_ack(event[1], event[2], event[3])
+                self._on_publish_ack(event[1], event[2], event[3], event[4])
             elif kind == "connect":
                 self._on_connack(event[1], event[2])
             elif kind == "disconnect":
@@ -433,19 +435,23 @@ class Mqtt:
         self._log(MQTT_LOG_INFO if rc == 0 else MQTT_LOG_WARNING, f"disconnected ({reason or 'requested'})")
         self._run("on_disconnect", handlers, self.client, self._userdata, rc)
 
-    def _on_publish_ack(self, mid: int, rc: int, error: str | None) -> None:
-        with self._lock:
-            info = self._publishes.pop(mid, None)
-            if info is None:
-                self._early_acks[mid] = rc
-            else:
-                info._complete(rc)
-                self._acked.notify_all()
-            handlers = list(self._handlers["publish"]) if rc == MQTT_ERR_SUCCESS else []
+    def _on_publish_ack(self, mid: int, rc: int, error: str | None, settled: bool) -> None:
+        if not settled:  # the caller holds an info waiting for this (or will, see publish)
+            with self._lock:
+                info = self._publishes.pop(mid, None)
+                if info is None:
+                    self._early_acks[mid] = rc
+                else:
+                    info._complete(rc)
+                    if self._ack_waiters:
+                        self._acked.notify_all()
         if rc != MQTT_ERR_SUCCESS:
             logger.error("flask_mqtt: publish %s failed: %s", mid, error)
             self._log(MQTT_LOG_ERR, f"publish mid {mid} failed: {error}")
-        self._run("on_publish", handlers, self.client, self._userdata, mid)
+            return
+        handlers = self._handlers["publish"]
+        if handlers:
+            self._run("on_publish", list(handlers), self.client, self._userdata, mid)
 
     def _on_suback(self, mid: int, granted: list[int]) -> None:
         handlers = list(self._handlers["subscribe"])
@@ -538,10 +544,13 @@ class Mqtt:
             raise ValueError("Invalid QoS level.")
         rust = self._rust
         if rust is None:
-            return MQTTMessageInfo(MQTT_ERR_NO_CONN, 0, self._acked)
-        result, mid = rust.publish(topic, data, qos, bool(retain), properties)
-        info = MQTTMessageInfo(result, mid, self._acked)
-        if result == MQTT_ERR_SUCCESS:
+            return MQTTMessageInfo(MQTT_ERR_NO_CONN, 0, self)
+        report = bool(self._handlers["publish"])
+        result, mid, done = rust.publish(topic, data, qos, bool(retain), properties, report)
+        info = MQTTMessageInfo(result, mid, self)
+        if done:
+            info._complete(MQTT_ERR_SUCCESS)  # QoS 0, queued: nothing more to wait for
+        elif result == MQTT_ERR_SUCCESS:
             with self._lock:
                 early = self._early_acks.pop(mid, None)
                 if early is None:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import threading
 import time
+from typing import TYPE_CHECKING
 
-from typing_extensions import Self
+if TYPE_CHECKING:
+    from . import Mqtt
 
 
 class MQTTMessageInfo(tuple):
@@ -15,9 +16,9 @@ class MQTTMessageInfo(tuple):
     ``is_published()`` are paho's.
     """
 
-    def __new__(cls, rc: int, mid: int, cond: threading.Condition) -> Self:
+    def __new__(cls, rc: int, mid: int, owner: Mqtt) -> MQTTMessageInfo:  # noqa: PYI034 (no Self on 3.9)
         self = super().__new__(cls, (rc, mid))
-        self._cond = cond
+        self._owner = owner
         self._done = rc != 0
         self._final_rc = rc
         return self
@@ -33,12 +34,12 @@ class MQTTMessageInfo(tuple):
         return self[1]
 
     def _complete(self, rc: int) -> None:
-        # Called with the condition's lock held (or before anyone can wait).
+        # Called with the owner's lock held (or before anyone can wait).
         self._final_rc = rc
         self._done = True
 
     def is_published(self) -> bool:
-        """True once the broker acknowledged the message (QoS 0: once written)."""
+        """True once the broker acknowledged the message (QoS 0: once queued to be written)."""
         return self._done and self._final_rc == 0
 
     def wait_for_publish(self, timeout: float | None = None) -> None:
@@ -50,11 +51,16 @@ class MQTTMessageInfo(tuple):
         if self[0] == 15:
             raise ValueError("Message is not queued due to ERR_QUEUE_SIZE")
         deadline = None if timeout is None else time.monotonic() + timeout
-        with self._cond:
-            while not self._done:
-                left = None if deadline is None else deadline - time.monotonic()
-                if left is not None and left <= 0:
-                    return
-                self._cond.wait(left)
+        owner = self._owner
+        with owner._acked:
+            owner._ack_waiters += 1
+            try:
+                while not self._done:
+                    left = None if deadline is None else deadline - time.monotonic()
+                    if left is not None and left <= 0:
+                        return
+                    owner._acked.wait(left)
+            finally:
+                owner._ack_waiters -= 1
         if self._final_rc != 0:
             raise RuntimeError(f"Message publish failed: error {self._final_rc}")

@@ -17,7 +17,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from typing_extensions import Self
 
 from . import _core
 
@@ -44,7 +43,7 @@ class EmbeddedBroker:
         """Closes every connection and the listener."""
         self._broker.stop()
 
-    def __enter__(self) -> Self:
+    def __enter__(self) -> EmbeddedBroker:  # noqa: PYI034 (no Self on 3.9)
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -43,10 +43,13 @@ enum Control {
     Disconnect {
         reason: Option<String>,
     },
+    /// `settled`: the caller was told at once (a QoS 0 publish queued right away); this event is
+    /// only for `on_publish`.
     Published {
         mid: u16,
         rc: i32,
         error: Option<String>,
+        settled: bool,
     },
     Subscribed {
         mid: u16,
@@ -312,9 +315,10 @@ impl Client {
         }
     }
 
-    /// Publishes; returns `(rc, mid)` at once. The broker's ack (or the failure) comes back as a
-    /// `("publish", mid, rc, error)` control event.
-    #[pyo3(signature = (topic, payload, qos_level = 0, retain = false, properties = None))]
+    /// Publishes; returns `(rc, mid, done)` at once. `done`: a QoS 0 publish queued right away
+    /// (nothing more will come back unless `report`). Otherwise the broker's ack (or the failure)
+    /// comes back as a `("publish", mid, rc, error)` control event.
+    #[pyo3(signature = (topic, payload, qos_level = 0, retain = false, properties = None, report = true))]
     fn publish(
         &self,
         topic: String,
@@ -322,7 +326,8 @@ impl Client {
         qos_level: u8,
         retain: bool,
         properties: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<(i32, u16)> {
+        report: bool,
+    ) -> PyResult<(i32, u16, bool)> {
         let q = qos(qos_level)?;
         validate_topic(&topic).map_err(|e| PyValueError::new_err(e.to_string()))?;
         if payload.len() + topic.len() + 9 > self.config.max_packet_size {
@@ -345,14 +350,42 @@ impl Client {
         };
         let mid = self.mid();
         let Some(r) = self.running() else {
-            return Ok((rc::NO_CONN, mid));
+            return Ok((rc::NO_CONN, mid, false));
         };
+        let payload = Bytes::copy_from_slice(payload);
+        let durable = self.config.outbox.is_some() && q != QoS::AtMostOnce;
+        if q == QoS::AtMostOnce {
+            // The common case needs no task: queued now, written by the connection task.
+            let mut now = r
+                .mqtt
+                .publish(topic.clone(), payload.clone())
+                .retain(retain);
+            if let Some(props) = &props {
+                now = now.properties(props.clone());
+            }
+            if let Some(res) = now.try_send_now() {
+                let (code, error) = match res {
+                    Ok(_) => (rc::SUCCESS, None),
+                    Err(e) => (publish_rc(&e), Some(e.to_string())),
+                };
+                if report && code == rc::SUCCESS {
+                    // For `on_publish` only: the caller already knows it is done.
+                    r.control_tx.send_now(Control::Published {
+                        mid,
+                        rc: code,
+                        error: None,
+                        settled: true,
+                    });
+                } else if let Some(e) = error {
+                    tracing::warn!(error = %e, "publish refused");
+                }
+                return Ok((code, mid, code == rc::SUCCESS));
+            }
+        }
         let Ok(permit) = r.permits.clone().try_acquire_owned() else {
-            return Ok((rc::QUEUE_SIZE, mid));
+            return Ok((rc::QUEUE_SIZE, mid, false));
         };
         let (mqtt, tx) = (r.mqtt.clone(), r.control_tx.clone());
-        let durable = self.config.outbox.is_some() && q != QoS::AtMostOnce;
-        let payload = Bytes::copy_from_slice(payload);
         r.rt.spawn(async move {
             let mut p = mqtt.publish(topic, payload).qos(q).retain(retain);
             if let Some(props) = props {
@@ -368,9 +401,14 @@ impl Client {
                 Ok(()) => (rc::SUCCESS, None),
                 Err(e) => (publish_rc(&e), Some(e.to_string())),
             };
-            tx.send_now(Control::Published { mid, rc, error });
+            tx.send_now(Control::Published {
+                mid,
+                rc,
+                error,
+                settled: false,
+            });
         });
-        Ok((rc::SUCCESS, mid))
+        Ok((rc::SUCCESS, mid, false))
     }
 
     /// Subscribes `[(filter, qos), ...]` (each kept and restored on every reconnect); returns the
@@ -462,7 +500,7 @@ impl Client {
 
     /// Takes up to `max` control events as tuples:
     /// `("connect", rc, session_present)`, `("disconnect", rc, reason)`,
-    /// `("publish", mid, rc, error)`, `("subscribe", mid, [granted, ...])`,
+    /// `("publish", mid, rc, error, settled)`, `("subscribe", mid, [granted, ...])`,
     /// `("unsubscribe", mid, rc, error)`.
     fn take_control<'py>(&self, py: Python<'py>, max: usize) -> PyResult<Vec<Bound<'py, PyTuple>>> {
         let Some(r) = self.running() else {
@@ -484,9 +522,12 @@ impl Client {
                     };
                     ("disconnect", code, reason).into_pyobject(py)
                 }
-                Control::Published { mid, rc, error } => {
-                    ("publish", mid, rc, error).into_pyobject(py)
-                }
+                Control::Published {
+                    mid,
+                    rc,
+                    error,
+                    settled,
+                } => ("publish", mid, rc, error, settled).into_pyobject(py),
                 Control::Subscribed { mid, granted } => {
                     ("subscribe", mid, granted).into_pyobject(py)
                 }

@@ -5,6 +5,7 @@ use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use bytes::Bytes;
 use tokio::sync::{oneshot, OwnedSemaphorePermit, TryAcquireError};
 
 use super::book::{PubReply, PubWaiter};
@@ -85,6 +86,49 @@ impl<'a> Publish<'a> {
             self.msg
         };
         send_checked(shared, msg, self.timeout).await
+    }
+
+    /// Queues a QoS 0 publish now, without waiting, when the client is connected and the request
+    /// queue has room: `Some(Ok(..))` once queued (QoS 0 has no acknowledgement to wait for), or
+    /// `Some(Err(..))` for a publish that can never be sent (invalid topic, too large, properties on
+    /// MQTT 3.1.1). `None`, with the publish left as it was, when it would have to wait (QoS 1/2,
+    /// not connected, queue full): `.await` it then. For callers that must not block, such as a
+    /// thread of another language's runtime.
+    ///
+    /// ```no_run
+    /// # async fn demo(mqtt: axum_mqtt::Mqtt) -> Result<(), axum_mqtt::Error> {
+    /// let mut publish = mqtt.publish("metrics/load", "0.42");
+    /// match publish.try_send_now() {
+    ///     Some(done) => { done?; }
+    ///     None => { publish.await?; } // wait for a connection or for room
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn try_send_now(&mut self) -> Option<Result<Published, Error>> {
+        if self.msg.qos != QoS::AtMostOnce {
+            return None;
+        }
+        let shared = self.mqtt.shared();
+        if let Err(e) = check(shared, &self.msg) {
+            return Some(Err(e));
+        }
+        let msg = std::mem::replace(
+            &mut self.msg,
+            OutPublish {
+                topic: String::new(),
+                payload: Bytes::new(),
+                qos: QoS::AtMostOnce,
+                retain: false,
+                properties: None,
+            },
+        );
+        match queue_now(shared, msg) {
+            Now::Queued(res) => Some(res),
+            Now::Wait(msg) => {
+                self.msg = msg;
+                None
+            }
+        }
     }
 
     /// Through the outbox: stored on disk before anything is sent, resolved on the broker's ack
