@@ -3,7 +3,7 @@
 #   bench/run.sh            full run (3 runs per figure, ~10 min on 2 cores)
 #   bench/run.sh --quick    smoke run (1 run, small floods, ~2 min)
 #   bench/run.sh --help     every option (--runs, --count, --only inbound,http,latency,python, ...)
-# Logs, raw JSON and the Flask-MQTT virtualenv go to bench/out/ (gitignored).
+# Logs, raw JSON and the two virtualenvs (Flask-MQTT; our package) go to bench/out/ (gitignored).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,7 +23,10 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # Build once in release; the harness starts this same binary for its receivers and servers, and
-# the app (axum-mqtt-app, next to it) for the WebSocket fan-out.
-cargo build --release -q -p axum-mqtt-bench -p axum-mqtt-app
-target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+# the app (axum-mqtt-app, next to it) for the WebSocket fan-out. BENCH_BUILD_LOCK=<file>: every
+# build (this one and the harness's `pip install python/`) runs under `flock <file>`.
+lock=()
+[ -n "${BENCH_BUILD_LOCK:-}" ] && lock=(flock "$BENCH_BUILD_LOCK")
+"${lock[@]}" cargo build --release -q -p axum-mqtt-bench -p axum-mqtt-app
+target_dir=$("${lock[@]}" cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 exec "$target_dir/release/axum-mqtt-bench" run "$@"

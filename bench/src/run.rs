@@ -16,7 +16,7 @@ use crate::http;
 use crate::kid::Kid;
 use crate::procinfo::{self, now_ns};
 use crate::publisher;
-use crate::python::{self, Flask};
+use crate::python::{self, Flask, Spec};
 use crate::receiver::Done;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -55,7 +55,13 @@ pub struct RunArgs {
     /// bench/python (the Flask-MQTT app).
     #[arg(long, default_value = "bench/python")]
     pub python_dir: PathBuf,
+    /// Our Python package (`pip install`ed into out/venv-rs on every run).
+    #[arg(long, default_value = "python")]
+    pub package_dir: PathBuf,
 }
+
+/// The same app.py on our package (python/) instead of Flask-MQTT, in the tables.
+pub const OURS_PY: &str = "flask_mqtt (Rust)";
 
 const SMALL: usize = 32;
 const LARGE: usize = 4096;
@@ -115,6 +121,7 @@ pub struct Results {
     pub inbound: Vec<Inbound>,
     pub http: Vec<HttpPoint>,
     pub latency: Vec<Latency>,
+    pub publish_cpu: Vec<python::PublishCpu>,
     pub notes: Vec<String>,
     pub sections_secs: Vec<(String, f64)>,
 }
@@ -292,7 +299,7 @@ pub async fn run(args: RunArgs) -> Result<(), String> {
                     &Server {
                         name: "axum no-op (ceiling)",
                         port: noop_port,
-                        pid: noop.pid,
+                        pids: &[noop.pid],
                     },
                     None,
                     c,
@@ -310,7 +317,7 @@ pub async fn run(args: RunArgs) -> Result<(), String> {
                         &Server {
                             name: "naive: axum Json + bare rumqttc, fire and forget",
                             port: naive_port,
-                            pid: naive.pid,
+                            pids: &[naive.pid],
                         },
                         Some(q),
                         c,
@@ -329,7 +336,7 @@ pub async fn run(args: RunArgs) -> Result<(), String> {
                             &Server {
                                 name: "outbox: axum-mqtt PublishEndpoint, durable",
                                 port: outbox_port,
-                                pid: outbox.pid,
+                                pids: &[outbox.pid],
                             },
                             Some(q),
                             c,
@@ -347,7 +354,7 @@ pub async fn run(args: RunArgs) -> Result<(), String> {
                         &Server {
                             name: "axum-mqtt PublishEndpoint",
                             port: pub_port,
-                            pid: pubsrv.pid,
+                            pids: &[pubsrv.pid],
                         },
                         Some(q),
                         c,
@@ -364,7 +371,7 @@ pub async fn run(args: RunArgs) -> Result<(), String> {
                         &Server {
                             name: "rmqtt-embedded: axum-mqtt PublishEndpoint",
                             port: rmqtt_port,
-                            pid: pub_rmqtt.pid,
+                            pids: &[pub_rmqtt.pid],
                         },
                         Some(q),
                         c,
@@ -436,7 +443,16 @@ pub async fn run(args: RunArgs) -> Result<(), String> {
     let mut py_versions = None;
     if sections.contains(&"python") {
         let t = Instant::now();
-        match python_section(&ctx, &args.python_dir, &defaults, &deep, &mut res).await {
+        match python_section(
+            &ctx,
+            &args.python_dir,
+            &args.package_dir,
+            &defaults,
+            &deep,
+            &mut res,
+        )
+        .await
+        {
             Ok(v) => py_versions = Some(v),
             Err(e) => res.notes.push(format!("Flask-MQTT section failed: {e}")),
         }
@@ -483,7 +499,8 @@ pub async fn run(args: RunArgs) -> Result<(), String> {
             (embedded.name.clone(), embedded.settings.clone()),
         ],
         mosquitto: mosquitto_version(),
-        python: py_versions,
+        python: py_versions.as_ref().map(|v| v.0.clone()),
+        python_rs: py_versions.and_then(|v| v.1),
         git: git_describe(),
     };
     let md = crate::report::markdown(&meta, &res);
@@ -532,6 +549,8 @@ pub struct Meta {
     pub brokers: Vec<(String, String)>,
     pub mosquitto: String,
     pub python: Option<String>,
+    /// Versions in out/venv-rs (our package), when it was measured.
+    pub python_rs: Option<String>,
     pub git: String,
 }
 
@@ -740,7 +759,8 @@ pub fn publish_body(topic: String, q: u8) -> impl Fn(u64) -> Bytes + Send + Sync
 struct Server<'a> {
     name: &'a str,
     port: u16,
-    pid: u32,
+    /// Its processes (gunicorn: every worker); CPU is their sum.
+    pids: &'a [u32],
 }
 
 async fn http_point(
@@ -772,24 +792,19 @@ async fn http_point(
         None => None,
     };
     let cpu = |pid: Option<u32>| pid.and_then(procinfo::cpu_seconds).unwrap_or(f64::NAN);
+    let server_cpu = || server.pids.iter().map(|&p| cpu(Some(p))).sum::<f64>();
     let broker_pid = Some(broker.pid());
     let sub_pid = sub.as_ref().map(|k| k.pid);
     let me = Some(std::process::id());
-    let (cpu0, b0, s0, m0) = (
-        cpu(Some(server.pid)),
-        cpu(broker_pid),
-        cpu(sub_pid),
-        cpu(me),
-    );
+    let (cpu0, b0, s0, m0) = (server_cpu(), cpu(broker_pid), cpu(sub_pid), cpu(me));
     let body = publish_body(topic, q.unwrap_or(0));
     let load = http::load(server.port, "/publish", c, ctx.http_secs, body).await?;
-    let (cpu1, b1, s1, m1) = (
-        cpu(Some(server.pid)),
-        cpu(broker_pid),
-        cpu(sub_pid),
-        cpu(me),
-    );
-    let hwm = procinfo::vm_hwm_kib(server.pid).unwrap_or(0);
+    let (cpu1, b1, s1, m1) = (server_cpu(), cpu(broker_pid), cpu(sub_pid), cpu(me));
+    let hwm = server
+        .pids
+        .iter()
+        .map(|&p| procinfo::vm_hwm_kib(p).unwrap_or(0))
+        .sum();
     let delivered = match sub.as_mut() {
         Some(k) if load.ok > 0 => {
             k.send(&format!("expect {}", load.ok)).await;
@@ -864,19 +879,65 @@ async fn latency_ours(ctx: &Ctx, b: &Broker) -> Result<Vec<Latency>, String> {
     Ok(out)
 }
 
+/// Flask-MQTT's app, and the same app.py on our package (`OURS_PY`) beside it in every run.
+/// Returns the versions of both venvs (ours: None when its venv could not be made).
 async fn python_section(
     ctx: &Ctx,
     python_dir: &Path,
+    package_dir: &Path,
     defaults: &Broker,
     deep: &Broker,
     res: &mut Results,
-) -> Result<String, String> {
+) -> Result<(String, Option<String>), String> {
     let venv = python::ensure_venv(&ctx.out, python_dir).await?;
-    let versions = python::versions(&venv).await;
+    let versions = python::versions(&venv, "'Flask', 'Flask-MQTT', 'paho-mqtt', 'gunicorn'").await;
     say(format!("Flask-MQTT: {versions}"));
+    let venv_rs = match python::ensure_venv_rs(&ctx.out, python_dir, package_dir).await {
+        Ok(v) => Some(v),
+        Err(e) => {
+            res.notes.push(format!("{OURS_PY} not measured: {e}"));
+            None
+        }
+    };
+    let mut versions_rs = None;
+    if let Some(v) = &venv_rs {
+        let s = python::versions(v, "'Flask', 'flask-mqtt-rs', 'gunicorn'").await;
+        say(format!("{OURS_PY}: {s}"));
+        versions_rs = Some(s);
+    }
     let flask_log = ctx.out.join("flask.log");
+    let rs_log = ctx.out.join("flask-rs.log");
+    let paho = Spec {
+        venv: &venv,
+        workers: 1,
+        root: "bench",
+    };
     for (broker, qs) in [(defaults, vec![0u8]), (deep, vec![1u8])] {
-        let flask = Flask::start(&venv, python_dir, broker.port, &flask_log).await?;
+        let is_deep = broker.port == deep.port;
+        let flask = Flask::start(paho, python_dir, broker.port, &flask_log).await?;
+        // Ours beside it, on its own topic root: one worker for the floods (as Flask-MQTT) and,
+        // for POST /publish, two (only they publish; neither gets a message there).
+        let mut ours = None;
+        let mut ours2 = None;
+        if let Some(v) = &venv_rs {
+            for (workers, root) in [(1, "bench-rs"), (2, "bench-rs2")] {
+                if workers == 2 && !is_deep {
+                    continue;
+                }
+                let spec = Spec {
+                    venv: v,
+                    workers,
+                    root,
+                };
+                match Flask::start(spec, python_dir, broker.port, &rs_log).await {
+                    Ok(f) if workers == 1 => ours = Some(f),
+                    Ok(f) => ours2 = Some(f),
+                    Err(e) => res.notes.push(format!(
+                        "{OURS_PY} (gunicorn -w {workers}) did not start: {e}"
+                    )),
+                }
+            }
+        }
         for rep in 0..ctx.runs {
             for &q in &qs {
                 for size in [SMALL, LARGE] {
@@ -884,15 +945,27 @@ async fn python_section(
                         "inbound run {}: Flask-MQTT QoS {q} {size} B",
                         rep + 1
                     ));
-                    match inbound_flask(ctx, &flask, broker, q, size).await {
+                    match inbound_flask(ctx, &flask, "Flask-MQTT", broker, q, size).await {
                         Ok(s) => res.inbound.push(s),
                         Err(e) => res
                             .notes
                             .push(format!("inbound Flask-MQTT QoS {q} {size} B: {e}")),
                     }
+                    if let Some(o) = ours.as_ref().filter(|_| size == SMALL) {
+                        say(format!(
+                            "inbound run {}: {OURS_PY} QoS {q} {size} B",
+                            rep + 1
+                        ));
+                        match inbound_flask(ctx, o, OURS_PY, broker, q, size).await {
+                            Ok(s) => res.inbound.push(s),
+                            Err(e) => res
+                                .notes
+                                .push(format!("inbound {OURS_PY} QoS {q} {size} B: {e}")),
+                        }
+                    }
                 }
             }
-            if broker.port == deep.port {
+            if is_deep {
                 for c in CONCURRENCY {
                     for q in [0u8, 1] {
                         say(format!("http run {}: Flask-MQTT QoS {q} c={c}", rep + 1));
@@ -901,7 +974,7 @@ async fn python_section(
                             &Server {
                                 name: "Flask-MQTT /publish (gunicorn 1×8)",
                                 port: flask.port,
-                                pid: flask.worker_pid,
+                                pids: &flask.worker_pids,
                             },
                             Some(q),
                             c,
@@ -915,6 +988,25 @@ async fn python_section(
                                 .notes
                                 .push(format!("http Flask-MQTT QoS {q} c={c}: {e}")),
                         }
+                        let Some(o) = &ours2 else { continue };
+                        say(format!("http run {}: {OURS_PY} QoS {q} c={c}", rep + 1));
+                        match http_point(
+                            ctx,
+                            &Server {
+                                name: "flask_mqtt (Rust) /publish (gunicorn 2×8)",
+                                port: o.port,
+                                pids: &o.worker_pids,
+                            },
+                            Some(q),
+                            c,
+                            deep,
+                            true,
+                        )
+                        .await
+                        {
+                            Ok(p) => res.http.push(p),
+                            Err(e) => res.notes.push(format!("http {OURS_PY} QoS {q} c={c}: {e}")),
+                        }
                     }
                 }
                 say(format!("latency run {}: Flask-MQTT", rep + 1));
@@ -922,22 +1014,40 @@ async fn python_section(
                     Ok(l) => res.latency.push(l),
                     Err(e) => res.notes.push(format!("latency Flask-MQTT: {e}")),
                 }
+                // publish() from Python, one process per client (the apps are idle meanwhile).
+                let venvs = [("Flask-MQTT", Some(&venv)), (OURS_PY, venv_rs.as_ref())];
+                for (client, v) in venvs {
+                    let Some(v) = v else { continue };
+                    say(format!("publish() CPU run {}: {client}", rep + 1));
+                    let topic = ctx.topic("pubcpu");
+                    match python::publish_cpu(v, python_dir, broker.port, &topic, &ctx.log).await {
+                        Ok(mut p) => {
+                            p.client = client.into();
+                            res.publish_cpu.push(p)
+                        }
+                        Err(e) => res.notes.push(format!("publish() CPU {client}: {e}")),
+                    }
+                }
             }
         }
         flask.stop().await;
+        for f in [ours, ours2].into_iter().flatten() {
+            f.stop().await;
+        }
     }
-    Ok(versions)
+    Ok((versions, versions_rs))
 }
 
 async fn inbound_flask(
     ctx: &Ctx,
     flask: &Flask,
+    receiver: &str,
     b: &Broker,
     q: u8,
     size: usize,
 ) -> Result<Inbound, String> {
     flask.reset().await?;
-    let topic = ctx.topic("bench/flood");
+    let topic = ctx.topic(&format!("{}/flood", flask.root));
     let pid = flask.worker_pid;
     let before = b.dropped_last();
     let cpu0 = procinfo::cpu_seconds(pid).unwrap_or(f64::NAN);
@@ -963,7 +1073,7 @@ async fn inbound_flask(
         lat_us: None,
     };
     Ok(Inbound {
-        receiver: "Flask-MQTT".into(),
+        receiver: receiver.into(),
         qos: q,
         size,
         sent: flood.done,
