@@ -243,3 +243,39 @@ async fn non_ascii_topics_keep_the_embedded_broker_alive() {
         .unwrap();
     assert_eq!(next(&mut rx).await.payload_str(), Some("still alive"));
 }
+
+/// `try_send_now`: a QoS 0 publish on a connected client is queued at once and arrives; QoS 1 is
+/// left to be awaited (and then arrives too); a publish that can never be sent fails at once.
+#[tokio::test]
+async fn try_send_now_queues_qos0_and_hands_back_the_rest() {
+    init_tracing();
+    let cfg = embedded_config(Protocol::V311);
+    let t = unique("now");
+    let filter = format!("{t}/#");
+    let (handler, mut rx) = collector();
+    let sub = connected(Mqtt::builder(cfg.clone()).on_topic(&filter, handler)).await;
+    sub_ready(&sub, &filter).await;
+    let publisher = connected(Mqtt::builder(cfg)).await;
+
+    let mut p = publisher.publish(format!("{t}/zero"), "now");
+    let done = p
+        .try_send_now()
+        .expect("connected with room: queued at once");
+    assert_eq!(done.expect("queued").qos, QoS::AtMostOnce);
+    assert_eq!(next(&mut rx).await.payload_str(), Some("now"));
+
+    let mut p = publisher
+        .publish(format!("{t}/one"), "later")
+        .qos(QoS::AtLeastOnce);
+    assert!(p.try_send_now().is_none(), "QoS 1 waits for its ack");
+    p.await.expect("the handed-back publish still works");
+    assert_eq!(next(&mut rx).await.payload_str(), Some("later"));
+
+    let mut p = publisher.publish(format!("{t}/+"), "never");
+    assert!(matches!(
+        p.try_send_now(),
+        Some(Err(Error::InvalidTopic { .. }))
+    ));
+    publisher.shutdown(WAIT).await;
+    sub.shutdown(WAIT).await;
+}
