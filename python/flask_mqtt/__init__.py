@@ -9,7 +9,6 @@ wait for the broker's ack, and several workers can share the load.
 
 from __future__ import annotations
 
-import enum
 import logging
 import select
 import threading
@@ -19,7 +18,22 @@ from typing import Any, Callable, TypeVar
 from flask import Flask
 
 from . import _core, _process
+from ._args import config_pairs, payload_bytes, subscriptions
 from ._client import Client
+
+# paho's names, re-exported as Flask-MQTT does.
+from ._constants import *
+from ._constants import (
+    MQTT_ERR_NO_CONN,
+    MQTT_ERR_SUCCESS,
+    MQTT_LOG_DEBUG,
+    MQTT_LOG_ERR,
+    MQTT_LOG_INFO,
+    MQTT_LOG_NOTICE,
+    MQTT_LOG_WARNING,
+    MQTTv5,
+    MQTTv311,
+)
 from ._core import MQTTMessage, Properties
 from ._info import MQTTMessageInfo
 
@@ -34,36 +48,6 @@ __all__ = [
 
 __version__ = _core.__version__
 
-# paho-mqtt's values.
-MQTT_ERR_AGAIN = -1
-MQTT_ERR_SUCCESS = 0
-MQTT_ERR_NOMEM = 1
-MQTT_ERR_PROTOCOL = 2
-MQTT_ERR_INVAL = 3
-MQTT_ERR_NO_CONN = 4
-MQTT_ERR_CONN_REFUSED = 5
-MQTT_ERR_NOT_FOUND = 6
-MQTT_ERR_CONN_LOST = 7
-MQTT_ERR_TLS = 8
-MQTT_ERR_PAYLOAD_SIZE = 9
-MQTT_ERR_NOT_SUPPORTED = 10
-MQTT_ERR_AUTH = 11
-MQTT_ERR_ACL_DENIED = 12
-MQTT_ERR_UNKNOWN = 13
-MQTT_ERR_ERRNO = 14
-MQTT_ERR_QUEUE_SIZE = 15
-MQTT_ERR_KEEPALIVE = 16
-
-MQTT_LOG_INFO = 0x01
-MQTT_LOG_NOTICE = 0x02
-MQTT_LOG_WARNING = 0x04
-MQTT_LOG_ERR = 0x08
-MQTT_LOG_DEBUG = 0x10
-
-MQTTv31 = 3
-MQTTv311 = 4
-MQTTv5 = 5
-
 #: Container for topic + qos
 TopicQos = namedtuple("TopicQos", ["topic", "qos"])
 
@@ -71,91 +55,13 @@ logger = logging.getLogger(__name__)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-#: Flask-MQTT 1.3's defaults where the Rust library's differ.
-_FLASK_MQTT_DEFAULTS = {"CONNECTION_TIMEOUT": "5"}
-
 #: Messages (or control events) taken from Rust per GIL hand-off.
 _BATCH = 256
-
-#: paho's payload limit.
-_MAX_PAYLOAD = 268435455
 
 
 def topic_matches_sub(sub: str, topic: str) -> bool:
     """paho's ``topic_matches_sub``: True when ``topic`` matches the filter ``sub``."""
     return _core.topic_matches(sub, topic)
-
-
-def _config_text(key: str, value: Any) -> str:
-    """One ``app.config`` value as the text the Rust key table reads."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, enum.Enum):  # ssl.CERT_REQUIRED, ssl.PROTOCOL_TLSv1_2, paho's MQTTv5
-        return value.name
-    if isinstance(value, (int, float, str)):
-        return str(value)
-    if isinstance(value, bytes):
-        return value.decode("utf-8")
-    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
-        return ",".join(value)
-    raise TypeError(f"{key}: expected a string, number or bool, got {type(value).__name__}")
-
-
-def _config_pairs(config: Any, prefix: str) -> list[tuple[str, str]]:
-    head = prefix + "_"
-    pairs = [
-        (key, _config_text(key, value))
-        for key, value in config.items()
-        if isinstance(key, str) and key.startswith(head) and value is not None
-    ]
-    given = {key for key, _ in pairs}
-    pairs[:0] = [(head + k, v) for k, v in _FLASK_MQTT_DEFAULTS.items() if head + k not in given]
-    return pairs
-
-
-def _payload_bytes(payload: Any) -> bytes:
-    """paho's payload rules: str (UTF-8), bytes, bytearray, int, float or None."""
-    if isinstance(payload, bytes):
-        data = payload
-    elif isinstance(payload, str):
-        data = payload.encode("utf-8")
-    elif isinstance(payload, bytearray):
-        data = bytes(payload)
-    elif isinstance(payload, (int, float)) and not isinstance(payload, bool):
-        data = str(payload).encode("ascii")
-    elif payload is None:
-        data = b""
-    else:
-        raise TypeError("payload must be a string, bytearray, int, float or None.")
-    if len(data) > _MAX_PAYLOAD:
-        raise ValueError("Payload too large.")
-    return data
-
-
-def _subscriptions(topic: Any, qos: int) -> list[tuple[str, int]]:
-    """paho's ``subscribe`` forms: ``"t"``, ``("t", qos)``, ``[("t", qos), ...]``."""
-    if isinstance(topic, tuple):
-        items = [topic]
-    elif isinstance(topic, list):
-        items = topic
-        if not items:
-            raise ValueError("No topic specified, or incorrect topic type.")
-    elif isinstance(topic, str):
-        items = [(topic, qos)]
-    else:
-        # paho's exception for a topic of the wrong type
-        raise ValueError("No topic specified, or incorrect topic type.")  # noqa: TRY004
-    out = []
-    for item in items:
-        if not (isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str)):
-            raise ValueError("No topic specified, or incorrect topic type.")
-        t, q = item
-        if not t:
-            raise ValueError("Invalid topic.")
-        if not isinstance(q, int) or isinstance(q, bool) or q < 0 or q > 2:
-            raise ValueError("Invalid QoS level.")
-        out.append((t, q))
-    return out
 
 
 class Mqtt:
@@ -242,7 +148,7 @@ class Mqtt:
             self.app = app
         self._app = app
         self.config_prefix = config_prefix
-        config = _core.Config(config_prefix, _config_pairs(app.config, config_prefix))
+        config = _core.Config(config_prefix, config_pairs(app.config, config_prefix))
         self._config = config
         self.client_id = config.client_id
         self.clean_session = config.clean_session
@@ -487,7 +393,7 @@ class Mqtt:
         The subscription is kept and restored on every reconnect (and in a forked worker)
         wherever it was made; the SUBACK comes to ``on_subscribe``.
         """
-        items = _subscriptions(topic, qos)
+        items = subscriptions(topic, qos)
         rust = self._rust
         if rust is None:
             return MQTT_ERR_NO_CONN, None
@@ -537,7 +443,7 @@ class Mqtt:
         the broker has acknowledged it (PUBACK/PUBCOMP; QoS 0: once written), and ``on_publish``
         runs then. ``MQTT_ERR_QUEUE_SIZE`` means ``MQTT_MAX_PENDING`` requests are already waiting.
         """
-        data = _payload_bytes(payload)
+        data = payload_bytes(payload)
         if not isinstance(topic, str) or not topic:
             raise ValueError("Invalid topic.")
         if not isinstance(qos, int) or qos < 0 or qos > 2:
