@@ -10,6 +10,7 @@ from typing import Callable
 
 import paho.mqtt.client as paho
 import pytest
+from helpers import CountedBroker, start_counted_broker
 from support import WAIT, Broker, Peer, broker_kinds, embedded_broker, mosquitto_broker
 
 
@@ -62,3 +63,13 @@ def peer_factory() -> Iterator[Callable[[Broker], Peer]]:
 @pytest.fixture
 def peer(broker: Broker, peer_factory: Callable[[Broker], Peer]) -> Peer:
     return peer_factory(broker)
+
+
+@pytest.fixture
+def counted() -> Iterator[CountedBroker]:
+    """conftest's embedded broker, with its connection count."""
+    b = start_counted_broker()
+    try:
+        yield b
+    finally:
+        b.stop()

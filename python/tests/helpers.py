@@ -28,7 +28,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Callable
 
-from support import WAIT, Broker
+from support import WAIT, Broker, Peer
 
 import flask_mqtt
 from flask_mqtt.testing import EmbeddedBroker
@@ -298,3 +298,16 @@ class CountedBroker:
 def start_counted_broker() -> CountedBroker:
     embedded = EmbeddedBroker()
     return CountedBroker(embedded, Broker("embedded", embedded.host, embedded.port, stop=embedded.stop))
+
+
+def texts(peer: Peer, topic: str) -> list[str]:
+    return [p.decode() for p in peer.payloads(topic)]
+
+
+def handled(peer: Peer) -> list[tuple[int, str]]:
+    """``(pid, payload)`` of each ``handled`` message the workers sent."""
+    out = []
+    for text in texts(peer, "handled"):
+        pid, _, payload = text.partition(":")
+        out.append((int(pid), payload))
+    return out

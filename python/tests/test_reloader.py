@@ -12,25 +12,23 @@ import sys
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterator
 from typing import Callable
 
 import pytest
-from helpers import APPS_DIR, AppProcess, CountedBroker, app_env, children_of, start_counted_broker, wait_http
+from helpers import (
+    APPS_DIR,
+    AppProcess,
+    CountedBroker,
+    app_env,
+    children_of,
+    handled,
+    texts,
+    wait_http,
+)
 from support import WAIT, Peer, free_port
 
 JOBS = 20
 START = 20.0  # seconds for the watcher and its child to start, connect and subscribe
-
-
-@pytest.fixture
-def counted() -> Iterator[CountedBroker]:
-    """conftest's embedded broker, with its connection count."""
-    b = start_counted_broker()
-    try:
-        yield b
-    finally:
-        b.stop()
 
 
 def flask_run(port: int) -> list[str]:
@@ -39,18 +37,6 @@ def flask_run(port: int) -> list[str]:
 
 def app_run(port: int) -> list[str]:
     return [sys.executable, str(APPS_DIR / "run_debug.py")]
-
-
-def texts(peer: Peer, topic: str) -> list[str]:
-    return [p.decode() for p in peer.payloads(topic)]
-
-
-def handled(peer: Peer) -> list[tuple[int, str]]:
-    out = []
-    for text in texts(peer, "handled"):
-        pid, _, payload = text.partition(":")
-        out.append((int(pid), payload))
-    return out
 
 
 @pytest.mark.parametrize("command", [flask_run, app_run], ids=["flask-run-debug", "app-run-debug"])

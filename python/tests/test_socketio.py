@@ -13,11 +13,10 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any, Callable
 
 import pytest
-from helpers import APPS_DIR, AppProcess, CountedBroker, app_env, http_request, start_counted_broker, wait_http
+from helpers import APPS_DIR, AppProcess, CountedBroker, app_env, http_request, wait_http
 from support import WAIT, Peer, free_port
 
 socketio = pytest.importorskip("socketio")
@@ -25,16 +24,6 @@ pytest.importorskip("flask_socketio")
 
 START = 20.0  # seconds for the app to import, connect and serve
 BURST = 50
-
-
-@pytest.fixture
-def counted() -> Iterator[CountedBroker]:
-    """conftest's embedded broker, with its connection count."""
-    b = start_counted_broker()
-    try:
-        yield b
-    finally:
-        b.stop()
 
 
 class Received:

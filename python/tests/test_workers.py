@@ -12,7 +12,6 @@ import sys
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
@@ -23,8 +22,9 @@ from helpers import (
     CountedBroker,
     app_env,
     children_of,
+    handled,
     post_json,
-    start_counted_broker,
+    texts,
     wait_http,
 )
 from support import WAIT, Peer, free_port
@@ -39,16 +39,6 @@ STOP_TIMEOUT = 15.0
 START = 20.0
 
 PRELOAD = pytest.mark.parametrize("preload", [False, True], ids=["no-preload", "preload"])
-
-
-@pytest.fixture
-def counted() -> Iterator[CountedBroker]:
-    """conftest's embedded broker, with its connection count."""
-    b = start_counted_broker()
-    try:
-        yield b
-    finally:
-        b.stop()
 
 
 def start_gunicorn(app_spec: str, port: int, workers: int, preload: bool, env: dict[str, str]) -> AppProcess:
@@ -71,19 +61,6 @@ def _has_control_socket() -> bool:
     import gunicorn.config
 
     return hasattr(gunicorn.config, "ControlSocketDisable")
-
-
-def texts(peer: Peer, topic: str) -> list[str]:
-    return [p.decode() for p in peer.payloads(topic)]
-
-
-def handled(peer: Peer) -> list[tuple[int, str]]:
-    """``(pid, payload)`` of each ``handled`` message the workers sent."""
-    out = []
-    for text in texts(peer, "handled"):
-        pid, _, payload = text.partition(":")
-        out.append((int(pid), payload))
-    return out
 
 
 def wait_workers(app: AppProcess, n: int) -> set[int]:
