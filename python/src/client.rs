@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use axum_mqtt::topic::{split_share, validate_filter, validate_topic, FilterIndex};
+use axum_mqtt::topic::{share_filter, split_share, validate_filter, validate_topic, FilterIndex};
 use axum_mqtt::{Error, Message, Mqtt, MqttConfig, Protocol, QoS, Status};
 use bytes::Bytes;
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
@@ -162,12 +162,9 @@ impl Client {
         }
     }
 
-    /// `$share/<group>/` before a plain filter when `SHARED_GROUP` is set, as routes get it.
+    /// The filter as sent: `SHARED_GROUP` applied as routes get it.
     fn shared(&self, filter: &str) -> String {
-        match &self.config.shared_group {
-            Some(g) if split_share(filter).0.is_none() => format!("$share/{g}/{filter}"),
-            _ => filter.to_string(),
-        }
+        share_filter(filter, self.config.shared_group.as_deref())
     }
 }
 

@@ -497,15 +497,12 @@ where
 
 /// The filter a route subscribes with, the shared group applied.
 fn subscription_filter(p: &TopicPattern, group: Option<&str>) -> String {
-    match (group, p.as_str().starts_with('$')) {
-        // `$share/…` given by hand and `$SYS/…` topics are subscribed as written.
-        (Some(g), false) => format!("$share/{g}/{}", p.filter()),
-        _ if p.as_str().starts_with("$share/") => {
-            let (g, _) = crate::topic::split_share(p.as_str());
-            format!("$share/{}/{}", g.unwrap_or_default(), p.filter())
-        }
-        _ => p.filter().to_string(),
+    if p.as_str().starts_with("$share/") {
+        // Given by hand: its own group, with the pattern's parameters as wildcards.
+        let (g, _) = crate::topic::split_share(p.as_str());
+        return format!("$share/{}/{}", g.unwrap_or_default(), p.filter());
     }
+    crate::topic::share_filter(p.filter(), group)
 }
 
 fn wrap<S, L>(make: MakeRoute<S>, layer: L) -> MakeRoute<S>

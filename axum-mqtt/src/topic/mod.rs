@@ -140,6 +140,23 @@ pub fn split_share(filter: &str) -> (Option<&str>, &str) {
     }
 }
 
+/// The filter to subscribe with when a shared-subscription group is set: `$share/<group>/<filter>`.
+/// Filters that start with `$` (`$share/…` given by hand, `$SYS/…`) are subscribed as written.
+///
+/// ```
+/// use axum_mqtt::topic::share_filter;
+/// assert_eq!(share_filter("jobs/#", Some("web")), "$share/web/jobs/#");
+/// assert_eq!(share_filter("$SYS/uptime", Some("web")), "$SYS/uptime");
+/// assert_eq!(share_filter("$share/g/jobs", Some("web")), "$share/g/jobs");
+/// assert_eq!(share_filter("jobs/#", None), "jobs/#");
+/// ```
+pub fn share_filter(filter: &str, group: Option<&str>) -> String {
+    match group {
+        Some(g) if !filter.starts_with('$') => format!("$share/{g}/{filter}"),
+        _ => filter.to_string(),
+    }
+}
+
 /// True when `topic` matches the MQTT `filter` (`$share/` stripped, `$`-topic rule applied).
 ///
 /// ```
