@@ -22,6 +22,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -311,3 +312,11 @@ def handled(peer: Peer) -> list[tuple[int, str]]:
         pid, _, payload = text.partition(":")
         out.append((int(pid), payload))
     return out
+
+
+def handlers_by_job(peer: Peer) -> dict[str, list[int]]:
+    """The pids that handled each job, in the order their ``handled`` messages came."""
+    by_job: dict[str, list[int]] = defaultdict(list)
+    for pid, payload in handled(peer):
+        by_job[payload].append(pid)
+    return by_job

@@ -11,7 +11,6 @@ from __future__ import annotations
 import sys
 import time
 import uuid
-from collections import defaultdict
 from typing import Callable
 
 import pytest
@@ -22,6 +21,7 @@ from helpers import (
     app_env,
     children_of,
     handled,
+    handlers_by_job,
     texts,
     wait_http,
 )
@@ -74,9 +74,7 @@ def test_only_the_serving_child_handles_messages(
         peer.publish("jobs/flush", flush, qos=1)
         app.wait_until(lambda: flush in {p for _, p in handled(peer)}, WAIT, "the flush job handled")
 
-        by_job: dict[str, list[int]] = defaultdict(list)
-        for pid, payload in handled(peer):
-            by_job[payload].append(pid)
+        by_job = handlers_by_job(peer)
         twice = {job: pids for job, pids in by_job.items() if len(pids) != 1}
         assert not twice, f"jobs handled more than once: {twice}\n{app.describe()}"
         pids = {by_job[job][0] for job in jobs}

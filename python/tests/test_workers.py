@@ -23,6 +23,7 @@ from helpers import (
     app_env,
     children_of,
     handled,
+    handlers_by_job,
     post_json,
     texts,
     wait_http,
@@ -126,9 +127,7 @@ def test_gunicorn_workers_handle_each_message_once(
             peer.publish("jobs/flush", job, qos=1)
         app.wait_until(lambda: set(flush) <= {p for _, p in handled(peer)}, WAIT, "the flush jobs handled")
 
-        by_job: dict[str, list[int]] = defaultdict(list)
-        for pid, payload in handled(peer):
-            by_job[payload].append(pid)
+        by_job = handlers_by_job(peer)
         twice = {job: pids for job, pids in by_job.items() if len(pids) != 1}
         assert not twice, f"jobs handled more than once: {twice}"
         pids = {by_job[job][0] for job in jobs}
