@@ -13,6 +13,7 @@ mod publisher;
 mod python;
 mod receiver;
 mod report;
+mod results;
 mod run;
 mod stats;
 

@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use crate::run::{Meta, Results, OURS_PY};
+use crate::results::{HttpPoint, Inbound, Meta, Results, OURS_PY, STEAL_WARN_PCT};
 use crate::stats::{mib, ms, pct, si, Spread};
 
 pub const BEGIN: &str =
@@ -59,7 +59,7 @@ pub fn markdown(meta: &Meta, r: &Results) -> String {
         if meta.quick { " --quick" } else { "" },
         meta.git,
         meta.cores, meta.model, meta.load_before, meta.load_after, meta.runs, meta.total_secs);
-    if let Some(p) = meta.steal_pct.filter(|&p| p >= crate::run::STEAL_WARN_PCT) {
+    if let Some(p) = meta.steal_pct.filter(|&p| p >= STEAL_WARN_PCT) {
         let _ = writeln!(
             o,
             "**The host was busy: the hypervisor took {p:.0} % of this VM's CPU time during the run. \
@@ -74,7 +74,7 @@ pub fn markdown(meta: &Meta, r: &Results) -> String {
     }
 
     // ---- targets ----
-    let inbound = |recv: &str, q: u8, size: usize| -> Vec<&crate::run::Inbound> {
+    let inbound = |recv: &str, q: u8, size: usize| -> Vec<&Inbound> {
         r.inbound
             .iter()
             .filter(|s| s.receiver == recv && s.qos == q && s.size == size)
@@ -82,7 +82,7 @@ pub fn markdown(meta: &Meta, r: &Results) -> String {
     };
     let rate =
         |recv: &str, q: u8, size: usize| Spread::of(inbound(recv, q, size).iter().map(|s| s.rate));
-    let http = |server: &str, q: Option<u8>, c: usize| -> Vec<&crate::run::HttpPoint> {
+    let http = |server: &str, q: Option<u8>, c: usize| -> Vec<&HttpPoint> {
         r.http
             .iter()
             .filter(|p| p.server.starts_with(server) && p.qos == q && p.c == c)
@@ -471,7 +471,7 @@ Our `PublishEndpoint` answers after the broker's PUBACK at QoS 1; Flask-MQTT's t
                     let acc: u64 = pts.iter().map(|p| p.ok).sum();
                     let failed: u64 = pts.iter().map(|p| p.failed).sum();
                     let del: Option<u64> = pts.iter().map(|p| p.delivered).sum();
-                    let per = |f: &dyn Fn(&crate::run::HttpPoint) -> f64| {
+                    let per = |f: &dyn Fn(&HttpPoint) -> f64| {
                         Spread::of(
                             pts.iter()
                                 .filter(|p| p.ok > 0)

@@ -9,7 +9,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use serde::Serialize;
 
 use crate::broker::Broker;
 use crate::http;
@@ -18,6 +17,7 @@ use crate::procinfo::{self, now_ns};
 use crate::publisher;
 use crate::python::{self, Flask, Spec};
 use crate::receiver::Done;
+use crate::results::{HttpPoint, Inbound, Latency, Meta, Results, OURS_PY, STEAL_WARN_PCT};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct RunArgs {
@@ -60,71 +60,11 @@ pub struct RunArgs {
     pub package_dir: PathBuf,
 }
 
-/// The same app.py on our package (python/) instead of Flask-MQTT, in the tables.
-pub const OURS_PY: &str = "flask_mqtt (Rust)";
-
 const SMALL: usize = 32;
 const LARGE: usize = 4096;
 /// In-flight window of the flood publisher (QoS 1 PUBACKs awaited at once).
 const PUB_INFLIGHT: u16 = 1000;
 const CONCURRENCY: [usize; 3] = [1, 16, 64];
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Inbound {
-    pub receiver: String,
-    pub qos: u8,
-    pub size: usize,
-    pub sent: u64,
-    pub received: u64,
-    pub rate: f64,
-    pub cpu_s: f64,
-    pub hwm_kib: u64,
-    pub broker_dropped: Option<u64>,
-    pub pub_secs: f64,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct HttpPoint {
-    pub server: String,
-    /// None: the no-op ceiling.
-    pub qos: Option<u8>,
-    pub c: usize,
-    pub rps: f64,
-    pub p50_us: u32,
-    pub p99_us: u32,
-    pub ok: u64,
-    pub failed: u64,
-    pub delivered: Option<u64>,
-    pub server_cpu_s: f64,
-    pub server_hwm_kib: u64,
-    /// CPU of Mosquitto, the counting subscriber and this load client over the point.
-    pub broker_cpu_s: f64,
-    pub sub_cpu_s: f64,
-    pub client_cpu_s: f64,
-    pub first_error: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Latency {
-    pub receiver: String,
-    pub qos: u8,
-    pub sent: u64,
-    pub received: u64,
-    pub p50_us: u32,
-    pub p99_us: u32,
-    pub max_us: u32,
-}
-
-#[derive(Default, Serialize)]
-pub struct Results {
-    pub fanout: Vec<crate::fanout::Fanout>,
-    pub inbound: Vec<Inbound>,
-    pub http: Vec<HttpPoint>,
-    pub latency: Vec<Latency>,
-    pub publish_cpu: Vec<python::PublishCpu>,
-    pub notes: Vec<String>,
-    pub sections_secs: Vec<(String, f64)>,
-}
 
 struct Ctx {
     out: PathBuf,
@@ -528,30 +468,6 @@ pub async fn run(args: RunArgs) -> Result<(), String> {
         say(format!("note: {n}"));
     }
     Ok(())
-}
-
-/// Above this share of stolen CPU time the run says its host was busy (a quiet VM steals ~1 %).
-pub const STEAL_WARN_PCT: f64 = 5.0;
-
-pub struct Meta {
-    pub cores: usize,
-    pub model: String,
-    pub load_before: String,
-    pub load_after: String,
-    /// CPU time the hypervisor gave to other guests during the run, in percent (None off Linux).
-    pub steal_pct: Option<f64>,
-    pub runs: usize,
-    pub count: u64,
-    pub http_secs: f64,
-    pub lat_secs: f64,
-    pub quick: bool,
-    pub total_secs: f64,
-    pub brokers: Vec<(String, String)>,
-    pub mosquitto: String,
-    pub python: Option<String>,
-    /// Versions in out/venv-rs (our package), when it was measured.
-    pub python_rs: Option<String>,
-    pub git: String,
 }
 
 fn mosquitto_version() -> String {
