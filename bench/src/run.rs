@@ -176,163 +176,7 @@ pub async fn run(args: RunArgs) -> Result<(), String> {
 
     if sections.contains(&"http") {
         let t = Instant::now();
-        let mut noop = Kid::spawn(
-            "serve-noop",
-            &strings(&["serve-http", "--mode", "noop"]),
-            &ctx.log,
-        )?;
-        let mut pubsrv = Kid::spawn(
-            "serve-publish",
-            &strings(&[
-                "serve-http",
-                "--mode",
-                "publish",
-                "--mqtt-port",
-                &deep.port.to_string(),
-            ]),
-            &ctx.log,
-        )?;
-        let mut pub_rmqtt = Kid::spawn(
-            "serve-publish-rmqtt",
-            &strings(&[
-                "serve-http",
-                "--mode",
-                "publish",
-                "--mqtt-port",
-                &embedded.port.to_string(),
-            ]),
-            &ctx.log,
-        )?;
-        // The reference a user would pick instead, and our endpoint through the durable outbox.
-        let mut naive = Kid::spawn(
-            "serve-naive",
-            &strings(&[
-                "serve-http",
-                "--mode",
-                "naive",
-                "--mqtt-port",
-                &deep.port.to_string(),
-            ]),
-            &ctx.log,
-        )?;
-        let mut outbox = Kid::spawn(
-            "serve-outbox",
-            &strings(&[
-                "serve-http",
-                "--mode",
-                "outbox",
-                "--mqtt-port",
-                &deep.port.to_string(),
-            ]),
-            &ctx.log,
-        )?;
-        let naive_port = port_of(&naive.event("ready", Duration::from_secs(15)).await?);
-        let outbox_port = port_of(&outbox.event("ready", Duration::from_secs(15)).await?);
-        let noop_port = port_of(&noop.event("ready", Duration::from_secs(15)).await?);
-        let pub_port = port_of(&pubsrv.event("ready", Duration::from_secs(15)).await?);
-        let rmqtt_port = port_of(&pub_rmqtt.event("ready", Duration::from_secs(15)).await?);
-        for rep in 0..ctx.runs {
-            for c in CONCURRENCY {
-                say(format!("http run {}: c={c}", rep + 1));
-                match http_point(
-                    &ctx,
-                    &Server {
-                        name: "axum no-op (ceiling)",
-                        port: noop_port,
-                        pids: &[noop.pid],
-                    },
-                    None,
-                    c,
-                    &deep,
-                    false,
-                )
-                .await
-                {
-                    Ok(p) => res.http.push(p),
-                    Err(e) => res.notes.push(format!("http noop c={c}: {e}")),
-                }
-                for q in [0u8, 1] {
-                    match http_point(
-                        &ctx,
-                        &Server {
-                            name: "naive: axum Json + bare rumqttc, fire and forget",
-                            port: naive_port,
-                            pids: &[naive.pid],
-                        },
-                        Some(q),
-                        c,
-                        &deep,
-                        true,
-                    )
-                    .await
-                    {
-                        Ok(p) => res.http.push(p),
-                        Err(e) => res.notes.push(format!("http naive QoS {q} c={c}: {e}")),
-                    }
-                    if q == 1 {
-                        // QoS 0 does not go through the outbox (nothing to confirm).
-                        match http_point(
-                            &ctx,
-                            &Server {
-                                name: "outbox: axum-mqtt PublishEndpoint, durable",
-                                port: outbox_port,
-                                pids: &[outbox.pid],
-                            },
-                            Some(q),
-                            c,
-                            &deep,
-                            true,
-                        )
-                        .await
-                        {
-                            Ok(p) => res.http.push(p),
-                            Err(e) => res.notes.push(format!("http outbox QoS {q} c={c}: {e}")),
-                        }
-                    }
-                    match http_point(
-                        &ctx,
-                        &Server {
-                            name: "axum-mqtt PublishEndpoint",
-                            port: pub_port,
-                            pids: &[pubsrv.pid],
-                        },
-                        Some(q),
-                        c,
-                        &deep,
-                        true,
-                    )
-                    .await
-                    {
-                        Ok(p) => res.http.push(p),
-                        Err(e) => res.notes.push(format!("http publish QoS {q} c={c}: {e}")),
-                    }
-                    match http_point(
-                        &ctx,
-                        &Server {
-                            name: "rmqtt-embedded: axum-mqtt PublishEndpoint",
-                            port: rmqtt_port,
-                            pids: &[pub_rmqtt.pid],
-                        },
-                        Some(q),
-                        c,
-                        &embedded,
-                        true,
-                    )
-                    .await
-                    {
-                        Ok(p) => res.http.push(p),
-                        Err(e) => res
-                            .notes
-                            .push(format!("http publish on rmqtt QoS {q} c={c}: {e}")),
-                    }
-                }
-            }
-        }
-        noop.finish().await;
-        naive.finish().await;
-        outbox.finish().await;
-        pubsrv.finish().await;
-        pub_rmqtt.finish().await;
+        http_section(&ctx, &deep, &embedded, &mut res).await?;
         res.sections_secs
             .push(("http".into(), t.elapsed().as_secs_f64()));
     }
@@ -670,42 +514,201 @@ pub fn publish_body(topic: String, q: u8) -> impl Fn(u64) -> Bytes + Send + Sync
     }
 }
 
-/// One load point; with `sub_broker`, a rumqttc subscriber counts the deliveries.
+/// Every HTTP server under test, in the order of its points for each QoS. report.rs picks table
+/// rows and targets by the start of `name`.
+const HTTP_SERVERS: [HttpServer; 7] = [
+    HttpServer {
+        name: "axum no-op (ceiling)",
+        tag: "noop",
+        start: Start::ServeHttp("noop"),
+        qos: &[None],
+    },
+    // The reference a user would pick instead.
+    HttpServer {
+        name: "naive: axum Json + bare rumqttc, fire and forget",
+        tag: "naive",
+        start: Start::ServeHttp("naive"),
+        qos: QOS_0_1,
+    },
+    // Our endpoint through the durable outbox: QoS 1 only, QoS 0 does not go through it
+    // (nothing to confirm).
+    HttpServer {
+        name: "outbox: axum-mqtt PublishEndpoint, durable",
+        tag: "outbox",
+        start: Start::ServeHttp("outbox"),
+        qos: &[Some(1)],
+    },
+    HttpServer {
+        name: "axum-mqtt PublishEndpoint",
+        tag: "publish",
+        start: Start::ServeHttp("publish"),
+        qos: QOS_0_1,
+    },
+    HttpServer {
+        name: "rmqtt-embedded: axum-mqtt PublishEndpoint",
+        tag: "publish on rmqtt",
+        start: Start::ServeHttpOnRmqtt("publish"),
+        qos: QOS_0_1,
+    },
+    HttpServer {
+        name: "Flask-MQTT /publish (gunicorn 1×8)",
+        tag: "Flask-MQTT",
+        start: Start::FlaskMqtt,
+        qos: QOS_0_1,
+    },
+    HttpServer {
+        name: "flask_mqtt (Rust) /publish (gunicorn 2×8)",
+        tag: OURS_PY,
+        start: Start::FlaskRs,
+        qos: QOS_0_1,
+    },
+];
+
+const QOS_0_1: &[Option<u8>] = &[Some(0), Some(1)];
+
 /// An HTTP server under test.
-struct Server<'a> {
-    name: &'a str,
-    port: u16,
-    /// Its processes (gunicorn: every worker); CPU is their sum.
-    pids: &'a [u32],
+struct HttpServer {
+    /// The endpoint column of table 2.
+    name: &'static str,
+    /// How progress lines and notes name it.
+    tag: &'static str,
+    start: Start,
+    /// Its points' QoS; None: no MQTT and no counting subscriber (the no-op ceiling).
+    qos: &'static [Option<u8>],
 }
 
+/// How a server under test is started.
+enum Start {
+    /// The child `serve-http --mode <mode>`, publishing to the deep-queue Mosquitto.
+    ServeHttp(&'static str),
+    /// The same, publishing to the embedded broker.
+    ServeHttpOnRmqtt(&'static str),
+    /// app.py on Flask-MQTT (gunicorn -w 1), started by the Python section for its floods too.
+    FlaskMqtt,
+    /// The same app.py on our package (gunicorn -w 2), started by the Python section.
+    FlaskRs,
+}
+
+/// A server of the table, started.
+struct Running<'a> {
+    server: &'a HttpServer,
+    port: u16,
+    /// Its processes (gunicorn: every worker); its CPU is their sum.
+    pids: Vec<u32>,
+    /// Where it publishes (the no-op: the deep-queue Mosquitto, idle; its CPU is read all the same).
+    broker: &'a Broker,
+}
+
+/// Section 2: starts the `serve-http` servers of the table, takes their points `ctx.runs` times.
+async fn http_section(
+    ctx: &Ctx,
+    deep: &Broker,
+    embedded: &Broker,
+    res: &mut Results,
+) -> Result<(), String> {
+    let mut kids = Vec::new();
+    for server in &HTTP_SERVERS {
+        let (mode, broker, kid) = match server.start {
+            Start::ServeHttp(mode) => (mode, deep, format!("serve-{mode}")),
+            Start::ServeHttpOnRmqtt(mode) => (mode, embedded, format!("serve-{mode}-rmqtt")),
+            Start::FlaskMqtt | Start::FlaskRs => continue,
+        };
+        // The no-op ignores --mqtt-port.
+        let args = strings(&[
+            "serve-http",
+            "--mode",
+            mode,
+            "--mqtt-port",
+            &broker.port.to_string(),
+        ]);
+        kids.push((server, broker, Kid::spawn(&kid, &args, &ctx.log)?));
+    }
+    let mut servers = Vec::new();
+    for (server, broker, kid) in &mut kids {
+        let port = port_of(&kid.event("ready", Duration::from_secs(15)).await?);
+        servers.push(Running {
+            server,
+            port,
+            pids: vec![kid.pid],
+            broker,
+        });
+    }
+    for rep in 0..ctx.runs {
+        for c in CONCURRENCY {
+            say(format!("http run {}: c={c}", rep + 1));
+            http_round(ctx, c, &servers, None, res).await;
+        }
+    }
+    for (_, _, kid) in kids {
+        kid.finish().await;
+    }
+    Ok(())
+}
+
+/// One point of each of `servers` at concurrency `c`, in `round_order`. A failed point becomes a
+/// note. With `run`, each point is named on stderr (the Python section's points are interleaved
+/// with its other runs).
+async fn http_round(
+    ctx: &Ctx,
+    c: usize,
+    servers: &[Running<'_>],
+    run: Option<usize>,
+    res: &mut Results,
+) {
+    let table: Vec<&HttpServer> = servers.iter().map(|s| s.server).collect();
+    for (i, q) in round_order(&table) {
+        let s = &servers[i];
+        let qos = q.map(|q| format!(" QoS {q}")).unwrap_or_default();
+        if let Some(run) = run {
+            say(format!("http run {run}: {}{qos} c={c}", s.server.tag));
+        }
+        match http_point(ctx, s, q, c).await {
+            Ok(p) => res.http.push(p),
+            Err(e) => res
+                .notes
+                .push(format!("http {}{qos} c={c}: {e}", s.server.tag)),
+        }
+    }
+}
+
+/// The points of one round, as (index in `servers`, QoS): QoS by QoS, the servers in table order.
+fn round_order(servers: &[&HttpServer]) -> Vec<(usize, Option<u8>)> {
+    [None, Some(0u8), Some(1)]
+        .into_iter()
+        .flat_map(|q| {
+            (0..servers.len())
+                .filter(move |&i| servers[i].qos.contains(&q))
+                .map(move |i| (i, q))
+        })
+        .collect()
+}
+
+/// One load point; with a QoS, a rumqttc subscriber counts the deliveries.
 async fn http_point(
     ctx: &Ctx,
-    server: &Server<'_>,
+    server: &Running<'_>,
     q: Option<u8>,
     c: usize,
-    broker: &Broker,
-    count_deliveries: bool,
 ) -> Result<HttpPoint, String> {
     let topic = ctx.topic("http");
-    let mut sub = match count_deliveries.then_some(broker) {
-        Some(b) => {
-            let args = vec![
-                "recv".into(),
-                "--kind".into(),
-                "rumqttc".into(),
-                "--port".into(),
-                b.port.to_string(),
-                "--topic".into(),
-                topic.clone(),
-                "--qos".into(),
-                "1".into(),
-            ];
-            let mut k = Kid::spawn("http-subscriber", &args, &ctx.log)?;
-            k.event("ready", Duration::from_secs(15)).await?;
-            Some(k)
-        }
-        None => None,
+    let broker = server.broker;
+    let mut sub = if q.is_some() {
+        let args = vec![
+            "recv".into(),
+            "--kind".into(),
+            "rumqttc".into(),
+            "--port".into(),
+            broker.port.to_string(),
+            "--topic".into(),
+            topic.clone(),
+            "--qos".into(),
+            "1".into(),
+        ];
+        let mut k = Kid::spawn("http-subscriber", &args, &ctx.log)?;
+        k.event("ready", Duration::from_secs(15)).await?;
+        Some(k)
+    } else {
+        None
     };
     let cpu = |pid: Option<u32>| pid.and_then(procinfo::cpu_seconds).unwrap_or(f64::NAN);
     let server_cpu = || server.pids.iter().map(|&p| cpu(Some(p))).sum::<f64>();
@@ -733,7 +736,7 @@ async fn http_point(
         k.finish().await;
     }
     Ok(HttpPoint {
-        server: server.name.into(),
+        server: server.server.name.into(),
         qos: q,
         c,
         rps: load.rps(),
@@ -882,48 +885,25 @@ async fn python_section(
                 }
             }
             if is_deep {
+                // The app.py servers of the table, on the apps started above.
+                let servers: Vec<Running> = HTTP_SERVERS
+                    .iter()
+                    .filter_map(|server| {
+                        let app = match server.start {
+                            Start::FlaskMqtt => &flask,
+                            Start::FlaskRs => ours2.as_ref()?,
+                            Start::ServeHttp(_) | Start::ServeHttpOnRmqtt(_) => return None,
+                        };
+                        Some(Running {
+                            server,
+                            port: app.port,
+                            pids: app.worker_pids.clone(),
+                            broker: deep,
+                        })
+                    })
+                    .collect();
                 for c in CONCURRENCY {
-                    for q in [0u8, 1] {
-                        say(format!("http run {}: Flask-MQTT QoS {q} c={c}", rep + 1));
-                        match http_point(
-                            ctx,
-                            &Server {
-                                name: "Flask-MQTT /publish (gunicorn 1×8)",
-                                port: flask.port,
-                                pids: &flask.worker_pids,
-                            },
-                            Some(q),
-                            c,
-                            deep,
-                            true,
-                        )
-                        .await
-                        {
-                            Ok(p) => res.http.push(p),
-                            Err(e) => res
-                                .notes
-                                .push(format!("http Flask-MQTT QoS {q} c={c}: {e}")),
-                        }
-                        let Some(o) = &ours2 else { continue };
-                        say(format!("http run {}: {OURS_PY} QoS {q} c={c}", rep + 1));
-                        match http_point(
-                            ctx,
-                            &Server {
-                                name: "flask_mqtt (Rust) /publish (gunicorn 2×8)",
-                                port: o.port,
-                                pids: &o.worker_pids,
-                            },
-                            Some(q),
-                            c,
-                            deep,
-                            true,
-                        )
-                        .await
-                        {
-                            Ok(p) => res.http.push(p),
-                            Err(e) => res.notes.push(format!("http {OURS_PY} QoS {q} c={c}: {e}")),
-                        }
-                    }
+                    http_round(ctx, c, &servers, Some(rep + 1), res).await;
                 }
                 say(format!("latency run {}: Flask-MQTT", rep + 1));
                 match latency_flask(ctx, &flask, broker).await {
@@ -1028,4 +1008,42 @@ async fn latency_flask(ctx: &Ctx, flask: &Flask, b: &Broker) -> Result<Latency, 
         p99_us: lat.get(1).copied().unwrap_or(0),
         max_us: lat.get(2).copied().unwrap_or(0),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The order the per-server copies of the `http_point` call measured in, before the table.
+    #[test]
+    fn http_points_in_the_order_of_the_copies_they_replace() {
+        let points = |python: bool| -> Vec<String> {
+            let servers: Vec<&HttpServer> = HTTP_SERVERS
+                .iter()
+                .filter(|s| matches!(s.start, Start::FlaskMqtt | Start::FlaskRs) == python)
+                .collect();
+            round_order(&servers)
+                .into_iter()
+                .map(|(i, q)| format!("{} {q:?}", servers[i].tag))
+                .collect()
+        };
+        let section_2 = [
+            "noop None",
+            "naive Some(0)",
+            "publish Some(0)",
+            "publish on rmqtt Some(0)",
+            "naive Some(1)",
+            "outbox Some(1)",
+            "publish Some(1)",
+            "publish on rmqtt Some(1)",
+        ];
+        assert_eq!(points(false), section_2);
+        let python = [
+            "Flask-MQTT Some(0)",
+            "flask_mqtt (Rust) Some(0)",
+            "Flask-MQTT Some(1)",
+            "flask_mqtt (Rust) Some(1)",
+        ];
+        assert_eq!(points(true), python);
+    }
 }
