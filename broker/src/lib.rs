@@ -32,18 +32,20 @@
 //! drops connections that send an empty WebSocket message, as MQTT.js does): WebSocket
 //! connections go through a relay to the TCP listener, so the broker sees them as loopback peers.
 //!
+//! Which rmqtt: `axum-mqtt-rmqtt` 0.24.0, rmqtt 0.24.0 (the newest release) with our fixes,
+//! published under our name so that everyone who depends on this crate gets them (a
+//! `[patch.crates-io]` entry would fix only this workspace). Its library is still called `rmqtt`.
 //! rmqtt 0.24.0 loses or reorders QoS 1 messages when a resumed session is taken over by a new
-//! connection while messages for it flow. This workspace builds rmqtt from its `vendor/rmqtt`,
-//! the published crate with that fixed (its `PATCHES.md`), through `[patch.crates-io]` in the
-//! workspace's `Cargo.toml`. A patch applies only to the workspace that declares it: a program
-//! that depends on this crate from elsewhere gets the crates.io rmqtt unless its own
-//! `Cargo.toml` has the same entry pointing at a copy of `vendor/rmqtt`.
+//! connection while messages for it flow; the fork has that fixed. So do the retainer and
+//! shared-subscription plugins (`axum-mqtt-rmqtt-retainer`, `axum-mqtt-rmqtt-shared-subscription`,
+//! upstream's code built on the fork). The repository's `vendor/README.md` lists every fix, each
+//! also kept as a patch against upstream.
 //!
 //! With the feature `cluster`, a broker can be one node of an rmqtt broadcast cluster
 //! ([`BrokerConfig::with_cluster`]); the binary `axum-mqtt-cluster-node` starts such a node from
-//! the command line. rmqtt-cluster-broadcast 0.24.0 lost a persistent session that moved to
-//! another node (subscriptions and queued messages); `vendor/rmqtt-cluster-broadcast` has that
-//! fixed, under the same `[patch.crates-io]` rule. Still lost: a QoS 1 message that is in flight
+//! the command line. The cluster plugin is rmqtt-cluster-broadcast 0.24.0's code inside this crate
+//! (MIT, `src/cluster/broadcast/`), with its loss of a persistent session that moved to another
+//! node (subscriptions and queued messages) fixed. Still lost: a QoS 1 message that is in flight
 //! between nodes while its subscriber's session moves (the cluster forwards after acking, and
 //! each node routes only by its own subscriptions); a takeover on one node loses nothing.
 //!

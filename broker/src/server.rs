@@ -281,19 +281,19 @@ async fn build(
     };
     let scx = scx.build().await;
     let plugin = |name: &str, e: rmqtt::Error| BrokerError::Start(format!("plugin {name}: {e}"));
-    rmqtt_retainer::register(&scx, true, false)
+    rmqtt_retainer::register_named(&scx, "rmqtt-retainer", true, false)
         .await
         .map_err(|e| plugin("rmqtt-retainer", e))?;
     // Between the retainer and shared subscriptions, as in rmqtt's `examples/cluster-broadcast`.
     #[cfg(feature = "cluster")]
     if let Some(c) = &config.cluster {
         let listener = c.grpc_listener().await?;
-        rmqtt_cluster_broadcast::register(&scx, true, false)
+        crate::cluster::broadcast::register_named(&scx, "rmqtt-cluster-broadcast", true, false)
             .await
             .map_err(|e| plugin("rmqtt-cluster-broadcast", e))?;
         tokio::spawn(crate::cluster::grpc::serve(scx.clone(), listener));
     }
-    rmqtt_shared_subscription::register(&scx, true, false)
+    rmqtt_shared_subscription::register_named(&scx, "rmqtt-shared-subscription", true, false)
         .await
         .map_err(|e| plugin("rmqtt-shared-subscription", e))?;
     crate::guard::install(&scx, l.max_topic_levels).await;

@@ -412,7 +412,7 @@ async fn a_session_moves_to_another_node_with_its_queued_messages() {
 /// nodes after it has acked it, and each node routes by its own subscriptions, so a message still
 /// in flight while the session moves finds it on neither node (node 1 has removed it, node 2 has
 /// not restored it yet). 9 rounds in 20 lost one of their 3 messages here (see
-/// vendor/rmqtt-cluster-broadcast/PATCHES.md). Run by hand with `-- --ignored`.
+/// broker/src/cluster/broadcast/README.md). Run by hand with `-- --ignored`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "known loss in rmqtt's broadcast cluster: messages in flight while a session moves between nodes"]
 async fn a_session_moves_to_another_node_while_messages_flow() {

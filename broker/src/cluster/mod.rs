@@ -8,6 +8,14 @@
 //! there. `rmqtt-cluster-raft` is not offered: it misbehaves when nodes start at the same moment on
 //! one machine (rmqtt issue 33), which is exactly how tests and the README recipe start them.
 
+// rmqtt's broadcast cluster plugin, rmqtt-cluster-broadcast 0.24.0, with our fixes: upstream's code
+// (MIT, `broadcast/LICENSE-rmqtt`), kept in upstream's format and lint level so that its diff to
+// upstream stays readable (`broadcast/README.md`). Here rather than as a crate of its own: only this
+// feature uses it, and as a workspace member it would be built by every `cargo test --workspace`,
+// which would then need `protoc` and switch rmqtt's gRPC on for every test.
+#[rustfmt::skip]
+#[allow(clippy::all, missing_docs, dead_code, unreachable_pub)]
+pub(crate) mod broadcast;
 pub(crate) mod grpc;
 
 use std::net::SocketAddr;

@@ -680,8 +680,11 @@ pub struct DefaultShared {
     // axum-mqtt patch: messages for a client whose session is being taken over (present from
     // the kick until the new session is set), handed to the new session in `set`; at most the
     // session's `max_mqueue_len` of them, as its deliver queue holds.
-    parked: Arc<DashMap<ClientId, (usize, Vec<(From, Publish)>)>>,
+    parked: Arc<DashMap<ClientId, Parked>>,
 }
+
+// axum-mqtt patch: a parking entry: the session's queue limit and the messages parked so far.
+type Parked = (usize, Vec<(From, Publish)>);
 
 impl DefaultShared {
     /// Create a new `DefaultShared` instance.

@@ -3,7 +3,7 @@
 //! Dispatches incoming inter-node messages (forwards, kick, health checks,
 //! subscription queries, etc.) to the appropriate local handlers.
 
-use crate::message::{BroadcastGrpcMessage, BroadcastGrpcMessageReply};
+use super::message::{BroadcastGrpcMessage, BroadcastGrpcMessageReply};
 use async_trait::async_trait;
 use rmqtt::context::ServerContext;
 use rmqtt::router::Router;
