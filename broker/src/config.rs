@@ -93,6 +93,10 @@ pub struct Limits {
     pub session_expiry: Duration,
     /// Topic aliases a client may use towards the broker (MQTT 5; default 64).
     pub max_topic_aliases: u16,
+    /// Highest QoS a client may publish with, 0 to 2 (default 2). MQTT 5 clients are told in the
+    /// CONNACK, and one that publishes above it is disconnected with 0x9B "QoS not supported";
+    /// subscriptions are granted at most this QoS.
+    pub max_qos: u8,
     /// Open connections per listener (default 10 000).
     pub max_connections: usize,
     /// Time a new connection has to send its CONNECT (default 10 s).
@@ -114,6 +118,7 @@ impl Default for Limits {
             message_expiry: Duration::from_secs(3600),
             session_expiry: Duration::from_secs(2 * 3600),
             max_topic_aliases: 64,
+            max_qos: 2,
             max_connections: 10_000,
             handshake_timeout: Duration::from_secs(10),
             max_retained_messages: 100_000,
@@ -150,6 +155,19 @@ impl BrokerConfig {
     /// Sets the largest accepted MQTT packet in bytes.
     pub fn with_max_packet_size(mut self, bytes: u32) -> Self {
         self.limits.max_packet_size = bytes;
+        self
+    }
+
+    /// Sets the highest QoS a client may publish with (0 to 2; see [`Limits::max_qos`]).
+    ///
+    /// ```
+    /// use axum_mqtt_broker::BrokerConfig;
+    ///
+    /// let cfg = BrokerConfig::new("127.0.0.1:0".parse().unwrap()).with_max_qos(1);
+    /// assert_eq!(cfg.limits.max_qos, 1);
+    /// ```
+    pub fn with_max_qos(mut self, qos: u8) -> Self {
+        self.limits.max_qos = qos;
         self
     }
 

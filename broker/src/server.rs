@@ -6,6 +6,7 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use rmqtt::codec::types::QoS;
 use rmqtt::context::ServerContext;
 use rmqtt::net::{Builder, Listener};
 use rmqtt::server::MqttServer;
@@ -193,6 +194,9 @@ fn validate(l: &Limits) -> Result<(), BrokerError> {
     if l.max_mqueue_len == 0 {
         return bad("max_mqueue_len", "must be at least 1");
     }
+    if l.max_qos > 2 {
+        return bad("max_qos", "must be 0, 1 or 2");
+    }
     if !(1..=MAX_TOPIC_LEVELS).contains(&l.max_topic_levels) {
         return bad("max_topic_levels", "must be between 1 and 4096");
     }
@@ -375,6 +379,11 @@ fn listener_builder(name: &str, addr: SocketAddr, l: &Limits) -> Builder {
         .message_expiry_interval(l.message_expiry)
         .session_expiry_interval(l.session_expiry)
         .max_topic_aliases(l.max_topic_aliases)
+        .max_qos_allowed(match l.max_qos {
+            0 => QoS::AtMostOnce,
+            1 => QoS::AtLeastOnce,
+            _ => QoS::ExactlyOnce,
+        })
         .max_topic_levels(l.max_topic_levels)
         .handshake_timeout(l.handshake_timeout)
 }

@@ -338,3 +338,108 @@ pub fn publish0(topic: &[u8], payload: &[u8], v5: bool) -> Vec<u8> {
     body.extend_from_slice(payload);
     packet(0x30, &body)
 }
+
+/// An MQTT 5 client on a raw TCP socket: it sends whatever packet or bytes a test builds
+/// (rumqttc's codec writes and reads the packets) and sees every packet the broker answers with,
+/// including a DISCONNECT and the close after it.
+pub struct Raw5 {
+    stream: TcpStream,
+    read: bytes::BytesMut,
+}
+
+/// What [`Raw5::until_closed`] saw: the DISCONNECT the broker sent, if any, and the packets
+/// before it.
+#[derive(Debug)]
+pub struct Closed {
+    pub disconnect: Option<rumqttc::v5::mqttbytes::v5::Disconnect>,
+    pub before: Vec<P5>,
+}
+
+impl Raw5 {
+    /// Opens a connection to `addr` and sends `connect`; the CONNACK is the first packet to read.
+    pub async fn open(addr: SocketAddr, connect: rumqttc::v5::mqttbytes::v5::Connect) -> Raw5 {
+        let stream = TcpStream::connect(addr).await.expect("connect");
+        let mut raw = Raw5 {
+            stream,
+            read: bytes::BytesMut::new(),
+        };
+        raw.send(P5::Connect(connect, None, None)).await;
+        raw
+    }
+
+    /// Connects with `connect` and returns the client and its CONNACK.
+    pub async fn connect(
+        addr: SocketAddr,
+        connect: rumqttc::v5::mqttbytes::v5::Connect,
+    ) -> (Raw5, rumqttc::v5::mqttbytes::v5::ConnAck) {
+        let mut raw = Raw5::open(addr, connect).await;
+        match raw.next().await {
+            Some(P5::ConnAck(ack)) => (raw, ack),
+            other => panic!("expected CONNACK, got {other:?}"),
+        }
+    }
+
+    /// A clean-start CONNECT for `id`, keepalive 30 s, no properties.
+    pub fn clean(id: &str) -> rumqttc::v5::mqttbytes::v5::Connect {
+        rumqttc::v5::mqttbytes::v5::Connect {
+            keep_alive: 30,
+            client_id: id.to_string(),
+            clean_start: true,
+            properties: None,
+        }
+    }
+
+    /// Writes `packet` (ignoring a broker that already closed).
+    pub async fn send(&mut self, packet: P5) {
+        let mut out = bytes::BytesMut::new();
+        packet.write(&mut out, None).expect("encodes");
+        self.send_bytes(&out).await;
+    }
+
+    /// Writes `bytes` as they are (ignoring a broker that already closed).
+    pub async fn send_bytes(&mut self, bytes: &[u8]) {
+        let _ = self.stream.write_all(bytes).await;
+    }
+
+    /// The next packet from the broker; `None` once it closed the connection. Panics after
+    /// [`WAIT`] without either.
+    pub async fn next(&mut self) -> Option<P5> {
+        tokio::time::timeout(WAIT, async {
+            loop {
+                match P5::read(&mut self.read, None) {
+                    Ok(p) => return Some(p),
+                    Err(rumqttc::v5::mqttbytes::Error::InsufficientBytes(_)) => {}
+                    Err(e) => panic!("the broker sent a packet rumqttc cannot read: {e:?}"),
+                }
+                match self.stream.read_buf(&mut self.read).await {
+                    Ok(0) | Err(_) => return None,
+                    Ok(_) => {}
+                }
+            }
+        })
+        .await
+        .expect("the broker answers or closes within WAIT")
+    }
+
+    /// Reads until the broker closes the connection.
+    pub async fn until_closed(mut self) -> Closed {
+        let mut before = Vec::new();
+        while let Some(p) = self.next().await {
+            if let P5::Disconnect(d) = p {
+                assert!(
+                    self.next().await.is_none(),
+                    "the broker closes after its DISCONNECT"
+                );
+                return Closed {
+                    disconnect: Some(d),
+                    before,
+                };
+            }
+            before.push(p);
+        }
+        Closed {
+            disconnect: None,
+            before,
+        }
+    }
+}

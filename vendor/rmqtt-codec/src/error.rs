@@ -93,6 +93,9 @@ pub enum DecodeError {
     Utf8Error,
     #[error("io error, {:?}", _0)]
     Io(ByteString),
+    // axum-mqtt patch: a PUBLISH with Topic Alias 0 is its own error, answered with 0x94, not 0x81.
+    #[error("Topic Alias 0 is not permitted")]
+    TopicAliasInvalid,
 }
 
 impl From<io::Error> for DecodeError {
@@ -117,8 +120,11 @@ impl ToReasonCode for DecodeError {
             DecodeError::MaxSizeExceeded { .. } => DisconnectReasonCode::PacketTooLarge,
             DecodeError::InvalidTopicFilter => DisconnectReasonCode::TopicFilterInvalid,
             DecodeError::InvalidTopicName => DisconnectReasonCode::TopicNameInvalid,
-            DecodeError::Utf8Error => DisconnectReasonCode::PayloadFormatInvalid,
+            // axum-mqtt patch: a string in a packet that is not UTF-8 makes the packet malformed
+            // (MQTT 5 section 1.5.4); 0x99 is about a payload that claims to be UTF-8.
+            DecodeError::Utf8Error => DisconnectReasonCode::MalformedPacket,
             DecodeError::Io(_) => DisconnectReasonCode::UnspecifiedError,
+            DecodeError::TopicAliasInvalid => DisconnectReasonCode::TopicAliasInvalid,
         }
     }
 }

@@ -57,6 +57,11 @@ pub enum MqttError {
     PacketIdInUse(NonZeroU16),
     #[error("Is None")]
     None,
+    /// axum-mqtt patch: a protocol error with the DISCONNECT reason code MQTT 5 gives it
+    /// (0x82 protocol error, 0x93 receive maximum exceeded, 0x94 topic alias invalid, 0x9B QoS
+    /// not supported, ...), for the errors that no other variant names precisely.
+    #[error("{1}")]
+    ProtocolViolation(DisconnectReasonCode, ByteString),
 }
 
 impl ToReasonCode for MqttError {
@@ -80,6 +85,7 @@ impl ToReasonCode for MqttError {
             MqttError::IdentifierRejected => DisconnectReasonCode::NotAuthorized,
             MqttError::PacketIdInUse(_) => DisconnectReasonCode::UnspecifiedError,
             MqttError::None => DisconnectReasonCode::UnspecifiedError,
+            MqttError::ProtocolViolation(code, _) => *code,
         }
     }
 }

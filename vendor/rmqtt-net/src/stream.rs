@@ -391,11 +391,29 @@ pub mod v5 {
         Io: AsyncRead + AsyncWrite + Unpin,
     {
         /// Sends DISCONNECT packet with reason code
+        ///
+        /// axum-mqtt patch: then closes the connection the way that lets the client read it. The
+        /// write side is shut down (FIN after the DISCONNECT), and what the client still sends
+        /// is read and dropped until it closes too, for at most [`DISCONNECT_LINGER`](super::DISCONNECT_LINGER): a socket
+        /// closed with unread input sends RST, which can discard the DISCONNECT before the
+        /// client reads it (a client that broke the protocol is often still writing). Upstream
+        /// slept 500 ms with the socket open, also when the client had closed at once.
         #[inline]
         pub async fn send_disconnect(&mut self, disc: Disconnect) -> Result<()> {
             self.send(PacketV5::Disconnect(disc)).await?;
             self.flush().await?;
-            tokio::time::sleep(Duration::from_millis(500)).await;
+            self.close().await?;
+            let io = self.io.get_mut();
+            let _ = tokio::time::timeout(super::DISCONNECT_LINGER, async {
+                let mut buf = [0u8; 4096];
+                loop {
+                    match tokio::io::AsyncReadExt::read(io, &mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(_) => {}
+                    }
+                }
+            })
+            .await;
             Ok(())
         }
 
@@ -590,6 +608,9 @@ where
         Ok(())
     }
 }
+
+/// axum-mqtt patch: the longest a server-sent DISCONNECT waits for the client to close after it.
+pub const DISCONNECT_LINGER: Duration = Duration::from_millis(500);
 
 #[inline]
 async fn close<Io>(io: &mut Framed<Io, MqttCodec>, send_timeout: Duration) -> Result<()>

@@ -409,6 +409,13 @@ impl InInflight {
         }
     }
 
+    /// axum-mqtt patch: whether the client has as many QoS 2 exchanges open as the Receive
+    /// Maximum allows.
+    #[inline]
+    pub(crate) fn is_full(&self) -> bool {
+        self.cached.len() >= self.max_inflight as usize
+    }
+
     /// Check whether a packet id is already tracked in the inbound inflight set.
     ///
     /// Used by the QoS 2 duplicate detection path ([MQTT-4.3.3-10]): when a

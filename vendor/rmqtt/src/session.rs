@@ -199,6 +199,9 @@ impl SessionState {
         let mut flags = StateFlags::empty();
 
         self.scx.connections.inc();
+        // axum-mqtt patch: whether the client was sent a DISCONNECT (which also closed the
+        // connection).
+        let mut told = false;
         match self.run_loop(&mut sink, keep_alive, &mut flags, &deliver_queue_tx, &mut deliver_queue_rx).await
         {
             Ok(()) => {
@@ -206,13 +209,16 @@ impl SessionState {
             }
             Err(reason) => {
                 log::debug!("{} Reason: {}", self.id, reason);
+                told = self.tell_why(&mut sink, &reason).await;
                 let _ = self.disconnected_reason_add(reason).await;
             }
         }
         self.scx.connections.dec();
 
-        if let Err(e) = sink.close().await {
-            log::info!("{} close io error, {e}", self.id);
+        if !told {
+            if let Err(e) = sink.close().await {
+                log::info!("{} close io error, {e}", self.id);
+            }
         }
 
         let disconnect = self.disconnect().await.unwrap_or(None);
@@ -263,18 +269,9 @@ impl SessionState {
             Reason::ConnectRemoteClose
         };
 
-        if let Sink::V5(s) = &mut sink {
-            let d = if let Reason::ConnectDisconnect(Some(Disconnect::V5(d))) = &reason {
-                d.clone()
-            } else {
-                v5::Disconnect {
-                    reason_code: reason.to_reason_code(),
-                    reason_string: Some(reason.to_string().into()),
-                    ..Default::default()
-                }
-            };
-            let _ = s.send_disconnect(d).await;
-        }
+        // axum-mqtt patch: upstream sent its DISCONNECT here, after the connection was closed
+        // above, so no client ever received one (and after a client's own DISCONNECT it would
+        // have echoed it back). `tell_why` sends it before the close.
 
         self.hook.client_disconnected(reason).await;
 
@@ -304,6 +301,51 @@ impl SessionState {
             log::debug!("{:?} offline flags: {:?}", self.id, flags);
             if !flags.contains(StateFlags::Kicked) {
                 self.clean(&deliver_queue_tx, Reason::SessionExpiration).await;
+            }
+        }
+    }
+
+    /// axum-mqtt patch: tells an MQTT 5 client why the broker ends its connection: a DISCONNECT
+    /// with the reason code of `reason` ([MQTT-4.13.1]: 0x81 malformed, 0x82 protocol error,
+    /// 0x93 receive maximum exceeded, 0x94 topic alias invalid, 0x95 packet too large, 0x9B QoS
+    /// not supported, 0x8E session taken over, ...), then a close that lets the client read it.
+    /// Nothing is sent when the client ended the connection (its DISCONNECT, or it closed) or
+    /// the connection broke. Returns whether a DISCONNECT was sent.
+    async fn tell_why<Io>(&self, sink: &mut Sink<Io>, reason: &Reason) -> bool
+    where
+        Io: AsyncRead + AsyncWrite + Unpin,
+    {
+        let Sink::V5(s) = sink else { return false };
+        let broken = match reason {
+            Reason::ConnectDisconnect(_)
+            | Reason::ConnectRemoteClose
+            | Reason::ConnectReadWriteError
+            | Reason::ConnectReadWriteTimeout => true,
+            Reason::MqttError(e) => matches!(
+                e,
+                MqttError::SendPacket(_)
+                    | MqttError::WriteTimeout
+                    | MqttError::FlushTimeout
+                    | MqttError::CloseTimeout
+                    | MqttError::Encode(_)
+                    | MqttError::Decode(crate::codec::error::DecodeError::Io(_))
+            ),
+            _ => false,
+        };
+        if broken {
+            return false;
+        }
+        let d = v5::Disconnect {
+            reason_code: reason.to_reason_code(),
+            // The codec leaves it out when it would exceed the client's Maximum Packet Size.
+            reason_string: Some(reason.to_string().into()),
+            ..Default::default()
+        };
+        match s.send_disconnect(d).await {
+            Ok(()) => true,
+            Err(e) => {
+                log::debug!("{} DISCONNECT not sent: {e}", self.id);
+                false
             }
         }
     }
@@ -395,6 +437,13 @@ impl SessionState {
                     match pkt? {
                         Some(pkt) => {
                             state.process_mqtt_message(sink, pkt, flags).await?;
+                            // axum-mqtt patch: the session ends at the client's DISCONNECT, not
+                            // when the client gets round to closing the socket: the broker closes
+                            // it [MQTT-3.14.4-1], and what the DISCONNECT said (session expiry,
+                            // no will) takes effect before a reconnect can find the session.
+                            if flags.contains(StateFlags::DisconnectReceived) {
+                                return Ok(());
+                            }
                         },
                         None => {
                             return Err(Reason::ConnectRemoteClose);
@@ -878,6 +927,11 @@ impl SessionState {
                     "received an AUTH packet but enhanced authentication is not supported",
                 )));
             }
+            // axum-mqtt patch: a second CONNECT is a protocol error [MQTT-3.1.0-2] (0x82);
+            // upstream reported it as unimplemented (0x80).
+            Packet::V3(v3::Packet::Connect(_)) | Packet::V5(v5::Packet::Connect(_)) => {
+                return Err(Reason::ProtocolError(ByteString::from_static("a second CONNECT")));
+            }
             _ => {
                 return Err(format!("Received an unimplemented message, {pkt:?}").into());
             }
@@ -979,6 +1033,20 @@ impl SessionState {
         let packet_id = publish.packet_id;
         let qos = publish.qos;
 
+        // axum-mqtt patch: a PUBLISH above the Maximum QoS the CONNACK gave is a protocol error
+        // answered with 0x9B [MQTT-3.2.2-11]; upstream accepted it.
+        if qos > self.listen_cfg().max_qos_allowed {
+            return Err(MqttError::ProtocolViolation(
+                v5::DisconnectReasonCode::QosNotSupported,
+                ByteString::from(format!(
+                    "QoS {} is above the maximum QoS {}",
+                    qos.value(),
+                    self.listen_cfg().max_qos_allowed.value()
+                )),
+            )
+            .into());
+        }
+
         match qos {
             QoS::AtLeastOnce => {
                 let packet_id = Self::packet_id(packet_id)?;
@@ -1023,6 +1091,11 @@ impl SessionState {
                         PublishResult::reason_code(PublishAckReason::PacketIdentifierInUse, None, false);
                     sink.send_publish_received(packet_id, pub_res).await?;
                     return Ok(());
+                }
+                // axum-mqtt patch: a QoS 2 PUBLISH beyond the Receive Maximum is refused before
+                // it is published (0x93); upstream published it and then failed.
+                if self.in_inflight.is_full() {
+                    return Err(Reason::InflightWindowFull);
                 }
                 let pub_res = self.publish(publish).await?;
                 let inflight_res =

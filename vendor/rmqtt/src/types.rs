@@ -2547,8 +2547,14 @@ impl std::convert::From<MqttError> for Reason {
 impl std::convert::From<Error> for Reason {
     #[inline]
     fn from(e: Error) -> Self {
+        // axum-mqtt patch: a decode error (what the connection's reader fails with) keeps its
+        // reason code (0x81 malformed, 0x95 too large, 0x94, ...); upstream made it a string,
+        // answered as unspecified.
         match e.downcast::<MqttError>() {
-            Err(e) => Reason::Error(ByteString::from(e.to_string())),
+            Err(e) => match e.downcast::<codec::error::DecodeError>() {
+                Ok(e) => Reason::MqttError(MqttError::Decode(e)),
+                Err(e) => Reason::Error(ByteString::from(e.to_string())),
+            },
             Ok(e) => Reason::MqttError(e),
         }
     }
@@ -2567,7 +2573,9 @@ impl ToReasonCode for Reason {
                 if *is_admin {
                     DisconnectReasonCode::AdministrativeAction
                 } else {
-                    DisconnectReasonCode::NotAuthorized
+                    // axum-mqtt patch: a connection kicked by a newer one with its client id
+                    // was taken over [MQTT-3.1.4-3]; upstream said "not authorized".
+                    DisconnectReasonCode::SessionTakenOver
                 }
             }
             Reason::HandshakeRateExceeded => DisconnectReasonCode::ConnectionRateExceeded,
@@ -2735,39 +2743,32 @@ impl ClientTopicAliases {
 
     #[inline]
     pub async fn set_and_get(&self, alias: Option<NonZeroU16>, topic: TopicName) -> Result<TopicName> {
+        // axum-mqtt patch: the errors of topic aliases are protocol errors that end the
+        // connection with the reason code MQTT 5 gives them: an alias above the Topic Alias
+        // Maximum of the CONNACK is 0x94 [MQTT-3.3.2-9] (upstream limited how many aliases were
+        // in use, not their values), and an empty topic with no alias, or with an alias that was
+        // never set, is 0x82 [MQTT-3.3.4-11]. Upstream answered them as implementation specific.
+        let violation =
+            |code, why: String| -> Error { MqttError::ProtocolViolation(code, ByteString::from(why)).into() };
         match (alias, topic.len()) {
-            (Some(alias), 0) => {
-                self.aliases.read().await.get(&alias).ok_or_else(|| {
-                    MqttError::PublishAckReason(
-                        PublishAckReason::ImplementationSpecificError,
-                        ByteString::from(
-                            "implementation specific error, the ‘topic‘ associated with the ‘alias‘ was not found",
-                        ),
-                    ).into()
-                }).cloned()
-            }
+            (Some(alias), _) if alias.get() as usize > self.max_topic_aliases => Err(violation(
+                DisconnectReasonCode::TopicAliasInvalid,
+                format!("topic alias {alias} is above the maximum {}", self.max_topic_aliases),
+            )),
+            (Some(alias), 0) => self.aliases.read().await.get(&alias).cloned().ok_or_else(|| {
+                violation(
+                    DisconnectReasonCode::ProtocolError,
+                    format!("topic alias {alias} has no topic yet and the topic is empty"),
+                )
+            }),
             (Some(alias), _) => {
-                let mut aliases = self.aliases.write().await;
-                let len = aliases.len();
-                if let Some(topic_mut) = aliases.get_mut(&alias) {
-                    *topic_mut = topic.clone()
-                }else{
-                    if len >= self.max_topic_aliases {
-                        return Err(MqttError::PublishAckReason(
-                            PublishAckReason::ImplementationSpecificError,
-                            ByteString::from(
-                                format!("implementation specific error, the number of topic aliases exceeds the limit ({})", self.max_topic_aliases),
-                            ),
-                        ).into())
-                    }
-                    aliases.insert(alias, topic.clone());
-                }
+                self.aliases.write().await.insert(alias, topic.clone());
                 Ok(topic)
             }
-            (None, 0) => Err(MqttError::PublishAckReason(
-                PublishAckReason::ImplementationSpecificError,
-                ByteString::from("implementation specific error, ‘alias’ and ‘topic’ are both empty"),
-            ).into()),
+            (None, 0) => Err(violation(
+                DisconnectReasonCode::ProtocolError,
+                "the topic is empty and there is no topic alias".into(),
+            )),
             (None, _) => Ok(topic),
         }
     }

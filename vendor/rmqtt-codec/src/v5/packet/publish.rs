@@ -84,7 +84,13 @@ fn parse_publish_properties(src: &mut Bytes) -> Result<PublishProperties, Decode
                 let id = utils::decode_variable_length_cursor(prop_src)?;
                 subscription_ids.push(NonZeroU32::new(id).ok_or(DecodeError::MalformedPacket)?);
             }
-            pt::TOPIC_ALIAS => topic_alias.read_value(prop_src)?,
+            pt::TOPIC_ALIAS => {
+                // axum-mqtt patch: 0 is a Topic Alias error (0x94) [MQTT-3.3.2-8], not a malformed packet.
+                let mut alias: Option<u16> = None;
+                alias.read_value(prop_src)?;
+                ensure!(topic_alias.is_none(), DecodeError::MalformedPacket);
+                topic_alias = Some(alias.and_then(NonZeroU16::new).ok_or(DecodeError::TopicAliasInvalid)?);
+            }
             pt::USER => user_props.push(<(ByteString, ByteString)>::decode(prop_src)?),
             _ => return Err(DecodeError::MalformedPacket),
         }
