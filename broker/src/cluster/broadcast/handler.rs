@@ -12,7 +12,7 @@ use rmqtt::types::Id;
 use rmqtt::{
     grpc::{Message, MessageReply},
     hook::{Handler, HookResult, Parameter, ReturnType},
-    types::{ForwardedRecipients, From, Publish, SubRelationsMap},
+    types::{ForwardedRecipients, From, OfflineSession, Publish, SubRelationsMap},
 };
 
 use super::{hook_message_dropped, router::ClusterRouter, shared::ClusterShared};
@@ -47,10 +47,10 @@ impl Handler for HookHandler {
                         return (false, Some(new_acc));
                     }
                     Message::ForwardsTo(from, publish, sub_rels, msg_id) => {
+                        // axum-mqtt patch: through the moves (`ClusterShared::deliver`).
                         if let Err((_, droppeds)) = self
                             .shared
-                            .inner()
-                            .forwards_to(from.clone(), publish, sub_rels.clone(), *msg_id)
+                            .deliver(from.clone(), publish, sub_rels.clone(), *msg_id, false)
                             .await
                         {
                             hook_message_dropped(&self.scx, droppeds).await;
@@ -84,12 +84,43 @@ impl Handler for HookHandler {
                         log::debug!("{id:?}");
                         let new_acc = match entry.try_lock().await {
                             Ok(mut entry) => {
+                                // axum-mqtt patch: a session handed over to another node is
+                                // followed by what still comes for it (`moves.rs`, move out):
+                                // from before the kick, with its subscriptions as they are now.
+                                let moving_out = match entry.session().filter(|_| !*clean_start && !*is_admin) {
+                                    Some(s) => {
+                                        let subs = match s.subscriptions().await {
+                                            Ok(subs) => subs
+                                                .read()
+                                                .await
+                                                .iter()
+                                                .map(|(tf, opts)| (tf.clone(), opts.clone()))
+                                                .collect(),
+                                            Err(_) => Vec::new(),
+                                        };
+                                        self.shared.moves.start_out(&id.client_id, id.node_id, subs).await;
+                                        true
+                                    }
+                                    None => false,
+                                };
                                 match entry.kick(*clean_start, *clear_subscriptions, *is_admin).await {
                                     Ok(o) => {
                                         log::debug!("{id:?} offline info: {o:?}");
+                                        if moving_out {
+                                            let handed = match &o {
+                                                OfflineSession::Exist(Some(info)) => Some(info),
+                                                _ => None,
+                                            };
+                                            self.shared.moves.kicked_out(&id.client_id, handed);
+                                        }
                                         HookResult::GrpcMessageReply(Ok(MessageReply::Kick(o)))
                                     }
-                                    Err(e) => HookResult::GrpcMessageReply(Err(e)),
+                                    Err(e) => {
+                                        if moving_out {
+                                            self.shared.moves.kicked_out(&id.client_id, None);
+                                        }
+                                        HookResult::GrpcMessageReply(Err(e))
+                                    }
                                 }
                             }
                             Err(e) => {

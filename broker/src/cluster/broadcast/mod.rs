@@ -40,6 +40,8 @@ use shared::ClusterShared;
 mod config;
 mod handler;
 mod message;
+// axum-mqtt patch: a session moving between nodes takes the messages in flight with it.
+mod moves;
 mod router;
 mod shared;
 

@@ -29,6 +29,7 @@ use rmqtt::{
 };
 
 use super::message::{BroadcastGrpcMessage, BroadcastGrpcMessageReply};
+use super::moves::Moves;
 use super::{hook_message_dropped, kick};
 
 type HashMap<K, V> = std::collections::HashMap<K, V, ahash::RandomState>;
@@ -38,6 +39,8 @@ type HashMap<K, V> = std::collections::HashMap<K, V, ahash::RandomState>;
 pub struct ClusterLockEntry {
     inner: Box<dyn Entry>,
     cluster_shared: ClusterShared,
+    // axum-mqtt patch: this entry takes a session over from another node (`moves.rs`, move in).
+    moving_in: bool,
 }
 
 impl ClusterLockEntry {
@@ -45,7 +48,16 @@ impl ClusterLockEntry {
     /// a reference to the [`ClusterShared`] for inter-node communication.
     #[inline]
     pub fn new(inner: Box<dyn Entry>, cluster_shared: ClusterShared) -> Self {
-        Self { inner, cluster_shared }
+        Self { inner, cluster_shared, moving_in: false }
+    }
+}
+
+// axum-mqtt patch: a takeover from another node that ends before `set` parks nothing any more.
+impl Drop for ClusterLockEntry {
+    fn drop(&mut self) {
+        if self.moving_in {
+            self.cluster_shared.moves.cancel_in(&self.inner.id().client_id);
+        }
     }
 }
 
@@ -73,6 +85,16 @@ impl Entry for ClusterLockEntry {
 
     #[inline]
     async fn set(&mut self, session: Session, tx: Tx) -> Result<()> {
+        // axum-mqtt patch: a session taken over from another node gets what was parked for it
+        // before anything else can reach it (`moves.rs`).
+        if self.moving_in {
+            self.moving_in = false;
+            let client_id = self.id().client_id.clone();
+            self.cluster_shared.moves.hand_over(&client_id, &tx);
+            let res = self.inner.set(session, tx).await;
+            self.cluster_shared.moves.handed(&client_id);
+            return res;
+        }
         self.inner.set(session, tx).await
     }
 
@@ -100,6 +122,11 @@ impl Entry for ClusterLockEntry {
             log::debug!("{:?} broadcast kick reply kicked: {:?}", self.id(), kicked);
             return Ok(OfflineSession::Exist(kicked));
         }
+        // axum-mqtt patch: from now until `set`, what this node has for the client is parked, as
+        // the node that had the session forwards it here (`moves.rs`, move in).
+        let client_id = self.id().client_id.clone();
+        let moves = self.cluster_shared.moves.clone();
+        self.moving_in = !clean_start && !is_admin && moves.start_in(&client_id);
         // self.cluster_shared.exec
         match kick(
             self.cluster_shared.grpc_clients.clone(),
@@ -114,10 +141,25 @@ impl Entry for ClusterLockEntry {
         {
             Ok(kicked) => {
                 log::debug!("{:?} broadcast kick reply kicked: {:?}", self.id(), kicked);
+                // axum-mqtt patch: what came with the session is given already; no session, no move.
+                if self.moving_in {
+                    match &kicked {
+                        OfflineSession::Exist(Some(info)) => moves.kicked_in(&client_id, info),
+                        _ => {
+                            moves.cancel_in(&client_id);
+                            self.moving_in = false;
+                        }
+                    }
+                }
                 Ok(kicked)
             }
             Err(e) => {
                 log::debug!("{:?}, broadcast Message::Kick reply: {:?}", self.id(), e);
+                // axum-mqtt patch: no session, no move.
+                if self.moving_in {
+                    moves.cancel_in(&client_id);
+                    self.moving_in = false;
+                }
                 Ok(OfflineSession::NotExist)
             }
         }
@@ -223,6 +265,8 @@ pub struct ClusterShared {
     exec_queue_busy_limit: isize,
     exec_queue_workers_busy_limit: isize,
     rw_timeout: Duration,
+    // axum-mqtt patch: sessions moving between this node and the others (`moves.rs`).
+    pub(crate) moves: Arc<Moves>,
 }
 
 impl ClusterShared {
@@ -255,6 +299,7 @@ impl ClusterShared {
             exec_queue_busy_limit: (exec_queue_max as f64 * 0.7) as isize,
             exec_queue_workers_busy_limit: (exec_queue_workers as f64 * 0.9) as isize,
             rw_timeout,
+            moves: Arc::new(Moves::new()),
         }
     }
 
@@ -266,6 +311,67 @@ impl ClusterShared {
     #[inline]
     pub(crate) fn grpc_client(&self, node_id: u64) -> Option<GrpcClient> {
         self.grpc_clients.get(&node_id).map(|(_, c)| c.clone())
+    }
+
+    /// axum-mqtt patch: every delivery of a message to this node's sessions, in place of
+    /// `DefaultShared::forwards_to`: relations of sessions moving between nodes are taken by the
+    /// moves (`moves.rs`), parked here or forwarded to the node a session moved to, the others
+    /// delivered as before. `matched`: the relations are this node's routing of the message.
+    pub(crate) async fn deliver(
+        &self,
+        from: From,
+        publish: &Publish,
+        relations: SubRelations,
+        msg_id: Option<MsgID>,
+        matched: bool,
+    ) -> std::result::Result<ForwardedRecipients, (ForwardedRecipients, Vec<(To, From, Publish, Reason)>)>
+    {
+        let gate = self.moves.gate().await;
+        let taken = self.moves.take(&from, publish, relations, matched);
+        let res = self.inner.forwards_to(from.clone(), publish, taken.keep, msg_id).await;
+        drop(gate);
+        if taken.given.is_empty() && taken.forward.is_empty() {
+            return res;
+        }
+        let (mut recipients, mut errs) = match res {
+            Ok(recipients) => (recipients, Vec::new()),
+            Err((recipients, errs)) => (recipients, errs),
+        };
+        recipients.extend(taken.given.into_iter().map(|c| (c, None)));
+        for (node_id, rels) in taken.forward {
+            let to = Self::sub_relations_to_client_ids(&rels);
+            let sent = match self.grpc_client(node_id) {
+                Some(client) => MessageSender::new(
+                    client,
+                    self.message_type,
+                    Message::ForwardsTo(from.clone(), publish.clone(), rels, None),
+                    Some(self.rw_timeout),
+                )
+                .send()
+                .await
+                .map(|_| ()),
+                None => Err(anyhow!("no gRPC client for node {node_id}")),
+            };
+            match sent {
+                Ok(()) => recipients.extend(to),
+                Err(e) => {
+                    log::warn!("forwarding to node {node_id}, where a session moved, failed: {e}");
+                    for (client_id, _) in to {
+                        errs.push((
+                            Id::from(node_id, client_id),
+                            from.clone(),
+                            publish.clone(),
+                            Reason::from_static("forwarding to the node the session moved to failed"),
+                        ));
+                    }
+                }
+            }
+        }
+        if errs.is_empty() {
+            Ok(recipients)
+        } else {
+            Err((recipients, errs))
+        }
     }
 
     /// Converts [`SubRelations`] to [`ForwardedRecipients`].
@@ -409,12 +515,13 @@ impl ClusterShared {
         log::debug!("relations: {}, shared_relations:{}", relations.len(), shared_relations.len());
 
         //forwards to local
-        self.inner.forwards_to(from.clone(), &publish, relations, msg_id).await?;
+        // axum-mqtt patch: through the moves (`deliver`), not straight to `DefaultShared`.
+        self.deliver(from.clone(), &publish, relations, msg_id, true).await?;
 
         //forwards to remote
         let grpc_clients = self.grpc_clients.clone();
         let message_type = self.message_type;
-        let inner = self.inner.clone();
+        let inner = self.clone();
         let scx = self.scx.clone();
         let rw_timeout = self.rw_timeout;
         let (forwardeds_tx, forwardeds_rx) = tokio::sync::oneshot::channel();
@@ -539,7 +646,7 @@ impl ClusterShared {
 
             //send to this node
             if let Some(sub_rels) = node_shared_subs.remove(&this_node_id) {
-                if let Err((_, droppeds)) = inner.forwards_to(from.clone(), &publish, sub_rels, None).await {
+                if let Err((_, droppeds)) = inner.deliver(from.clone(), &publish, sub_rels, None, false).await {
                     hook_message_dropped(&scx, droppeds).await;
                 }
             }
@@ -633,7 +740,37 @@ impl Shared for ClusterShared {
         (SubRelationsMap, ForwardedRecipients),
         (ForwardedRecipients, Vec<(To, From, Publish, Reason)>),
     > {
-        self.inner.forwards_and_get_shareds(from, publish).await
+        // axum-mqtt patch: `DefaultShared::forwards_and_get_shareds` with this node's deliveries
+        // through the moves (`deliver`): its routing, then `deliver` in place of `forwards_to`.
+        if publish.target_clientid.is_some() {
+            return self.inner.forwards_and_get_shareds(from, publish).await;
+        }
+        let relations_map = match self.scx.extends.router().await.matches(from.id.clone(), &publish.topic).await {
+            Ok(relations_map) => relations_map,
+            Err(e) => {
+                log::warn!("forwards, from:{:?}, topic:{:?}, error: {:?}", from, publish.topic, e);
+                SubRelationsMap::default()
+            }
+        };
+        let mut relations = SubRelations::new();
+        let mut sub_relations_map = SubRelationsMap::default();
+        for (node_id, rels) in relations_map {
+            for (topic_filter, client_id, opts, sub_ids, group) in rels {
+                if let Some(group) = group {
+                    sub_relations_map.entry(node_id).or_default().push((
+                        topic_filter,
+                        client_id,
+                        opts,
+                        sub_ids,
+                        Some(group),
+                    ));
+                } else {
+                    relations.push((topic_filter, client_id, opts, sub_ids, None));
+                }
+            }
+        }
+        let recipients = self.deliver(from, &publish, relations, None, true).await?;
+        Ok((sub_relations_map, recipients))
     }
 
     #[inline]
@@ -652,7 +789,8 @@ impl Shared for ClusterShared {
         } else {
             None
         };
-        let res = self.inner.forwards_to(from, publish, relations, msg_id).await;
+        // axum-mqtt patch: through the moves (`deliver`).
+        let res = self.deliver(from, publish, relations, msg_id, false).await;
         if res.is_ok() {
             if let Some((msg_id, subscribers)) = subscribers {
                 // fire-and-forget send ForwardsToAck ack
