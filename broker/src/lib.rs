@@ -44,10 +44,11 @@
 //! With the feature `cluster`, a broker can be one node of an rmqtt broadcast cluster
 //! ([`BrokerConfig::with_cluster`]); the binary `axum-mqtt-cluster-node` starts such a node from
 //! the command line. The cluster plugin is rmqtt-cluster-broadcast 0.24.0's code inside this crate
-//! (MIT, `src/cluster/broadcast/`), with its loss of a persistent session that moved to another
-//! node (subscriptions and queued messages) fixed. Still lost: a QoS 1 message that is in flight
-//! between nodes while its subscriber's session moves (the cluster forwards after acking, and
-//! each node routes only by its own subscriptions); a takeover on one node loses nothing.
+//! (MIT, `src/cluster/broadcast/`), with its losses of a persistent session that moves to another
+//! live node fixed: the session keeps its subscriptions and queued messages, and a message in
+//! flight between nodes while it moves is forwarded by the old node to the new one, which parks it
+//! until the session is set and gives each message once. Sessions stay node-local: a node that
+//! dies takes its sessions and the messages queued for them.
 //!
 //! rmqtt logs through the `log` crate; a `tracing-subscriber` with its default `tracing-log`
 //! feature picks those records up, so `RUST_LOG=rmqtt=debug` shows them.
