@@ -339,11 +339,72 @@ pub fn publish0(topic: &[u8], payload: &[u8], v5: bool) -> Vec<u8> {
     packet(0x30, &body)
 }
 
-/// An MQTT 5 client on a raw TCP socket: it sends whatever packet or bytes a test builds
+/// A raw connection to the broker, TCP or WebSocket (binary messages), that moves bytes.
+pub enum Wire {
+    Tcp(TcpStream),
+    Ws(Box<tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>>),
+}
+
+impl Wire {
+    /// Opens a connection to `b`'s TCP or WebSocket listener.
+    pub async fn open(b: &EmbeddedBroker, via: Via) -> Wire {
+        match via {
+            Via::Tcp => Wire::Tcp(TcpStream::connect(b.tcp_addr()).await.expect("connect")),
+            Via::Ws => {
+                use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+                let addr = b.ws_addr().expect("the broker has a WebSocket listener");
+                let mut req = ws_url(addr).into_client_request().expect("request");
+                req.headers_mut()
+                    .insert("sec-websocket-protocol", "mqtt".parse().expect("header"));
+                let (ws, _) = tokio_tungstenite::connect_async(req)
+                    .await
+                    .expect("WebSocket connect");
+                Wire::Ws(Box::new(ws))
+            }
+        }
+    }
+
+    /// Writes `bytes` (ignoring a broker that already closed).
+    pub async fn write(&mut self, bytes: &[u8]) {
+        match self {
+            Wire::Tcp(s) => {
+                let _ = s.write_all(bytes).await;
+            }
+            Wire::Ws(ws) => {
+                use futures_util::SinkExt;
+                let msg = tokio_tungstenite::tungstenite::Message::binary(bytes.to_vec());
+                let _ = ws.send(msg).await;
+            }
+        }
+    }
+
+    /// Appends what arrives next to `buf`; false once the broker closed the connection.
+    pub async fn read_into(&mut self, buf: &mut bytes::BytesMut) -> bool {
+        match self {
+            Wire::Tcp(s) => matches!(s.read_buf(buf).await, Ok(n) if n > 0),
+            Wire::Ws(ws) => {
+                use futures_util::StreamExt;
+                use tokio_tungstenite::tungstenite::Message;
+                loop {
+                    match ws.next().await {
+                        Some(Ok(Message::Binary(b))) => {
+                            buf.extend_from_slice(&b);
+                            return true;
+                        }
+                        Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return false,
+                        Some(Ok(_)) => {}
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// An MQTT 5 client on a raw connection: it sends whatever packet or bytes a test builds
 /// (rumqttc's codec writes and reads the packets) and sees every packet the broker answers with,
 /// including a DISCONNECT and the close after it.
 pub struct Raw5 {
-    stream: TcpStream,
+    wire: Wire,
     read: bytes::BytesMut,
 }
 
@@ -356,25 +417,49 @@ pub struct Closed {
 }
 
 impl Raw5 {
-    /// Opens a connection to `addr` and sends `connect`; the CONNACK is the first packet to read.
+    /// Opens a TCP connection to `addr` and sends `connect`; the CONNACK is the first packet to
+    /// read.
     pub async fn open(addr: SocketAddr, connect: rumqttc::v5::mqttbytes::v5::Connect) -> Raw5 {
         let stream = TcpStream::connect(addr).await.expect("connect");
+        Raw5::open_on(Wire::Tcp(stream), connect).await
+    }
+
+    /// Sends `connect` on `wire`.
+    pub async fn open_on(wire: Wire, connect: rumqttc::v5::mqttbytes::v5::Connect) -> Raw5 {
         let mut raw = Raw5 {
-            stream,
+            wire,
             read: bytes::BytesMut::new(),
         };
         raw.send(P5::Connect(connect, None, None)).await;
         raw
     }
 
-    /// Connects with `connect` and returns the client and its CONNACK.
+    /// Connects over TCP with `connect` and returns the client and its CONNACK.
     pub async fn connect(
         addr: SocketAddr,
         connect: rumqttc::v5::mqttbytes::v5::Connect,
     ) -> (Raw5, rumqttc::v5::mqttbytes::v5::ConnAck) {
-        let mut raw = Raw5::open(addr, connect).await;
-        match raw.next().await {
-            Some(P5::ConnAck(ack)) => (raw, ack),
+        Raw5::open(addr, connect).await.connack().await
+    }
+
+    /// Connects on `wire` with `connect` (and an optional will) and returns the client and its
+    /// CONNACK.
+    pub async fn connect_on(
+        wire: Wire,
+        connect: rumqttc::v5::mqttbytes::v5::Connect,
+        will: Option<rumqttc::v5::mqttbytes::v5::LastWill>,
+    ) -> (Raw5, rumqttc::v5::mqttbytes::v5::ConnAck) {
+        let mut raw = Raw5 {
+            wire,
+            read: bytes::BytesMut::new(),
+        };
+        raw.send(P5::Connect(connect, will, None)).await;
+        raw.connack().await
+    }
+
+    async fn connack(mut self) -> (Raw5, rumqttc::v5::mqttbytes::v5::ConnAck) {
+        match self.next().await {
+            Some(P5::ConnAck(ack)) => (self, ack),
             other => panic!("expected CONNACK, got {other:?}"),
         }
     }
@@ -398,7 +483,7 @@ impl Raw5 {
 
     /// Writes `bytes` as they are (ignoring a broker that already closed).
     pub async fn send_bytes(&mut self, bytes: &[u8]) {
-        let _ = self.stream.write_all(bytes).await;
+        self.wire.write(bytes).await;
     }
 
     /// The next packet from the broker; `None` once it closed the connection. Panics after
@@ -411,9 +496,8 @@ impl Raw5 {
                     Err(rumqttc::v5::mqttbytes::Error::InsufficientBytes(_)) => {}
                     Err(e) => panic!("the broker sent a packet rumqttc cannot read: {e:?}"),
                 }
-                match self.stream.read_buf(&mut self.read).await {
-                    Ok(0) | Err(_) => return None,
-                    Ok(_) => {}
+                if !self.wire.read_into(&mut self.read).await {
+                    return None;
                 }
             }
         })
@@ -441,5 +525,61 @@ impl Raw5 {
             disconnect: None,
             before,
         }
+    }
+}
+
+/// An MQTT 3.1.1 client on a raw connection (rumqttc's 3.1.1 codec), as [`Raw5`].
+pub struct Raw4 {
+    wire: Wire,
+    read: bytes::BytesMut,
+}
+
+impl Raw4 {
+    /// Connects on `wire` with client id `id` and `clean_session`; returns the client and its
+    /// CONNACK.
+    pub async fn connect_on(
+        wire: Wire,
+        id: &str,
+        clean_session: bool,
+        will: Option<rumqttc::LastWill>,
+    ) -> (Raw4, rumqttc::ConnAck) {
+        let mut raw = Raw4 {
+            wire,
+            read: bytes::BytesMut::new(),
+        };
+        let mut connect = rumqttc::Connect::new(id);
+        connect.keep_alive = 30;
+        connect.clean_session = clean_session;
+        connect.last_will = will;
+        raw.send(P4::Connect(connect)).await;
+        match raw.next().await {
+            Some(P4::ConnAck(ack)) => (raw, ack),
+            other => panic!("expected CONNACK, got {other:?}"),
+        }
+    }
+
+    /// Writes `packet`.
+    pub async fn send(&mut self, packet: P4) {
+        let mut out = bytes::BytesMut::new();
+        packet.write(&mut out, usize::MAX).expect("encodes");
+        self.wire.write(&out).await;
+    }
+
+    /// The next packet from the broker; `None` once it closed the connection.
+    pub async fn next(&mut self) -> Option<P4> {
+        tokio::time::timeout(WAIT, async {
+            loop {
+                match P4::read(&mut self.read, usize::MAX) {
+                    Ok(p) => return Some(p),
+                    Err(rumqttc::Error::InsufficientBytes(_)) => {}
+                    Err(e) => panic!("the broker sent a packet rumqttc cannot read: {e:?}"),
+                }
+                if !self.wire.read_into(&mut self.read).await {
+                    return None;
+                }
+            }
+        })
+        .await
+        .expect("the broker answers or closes within WAIT")
     }
 }

@@ -134,6 +134,10 @@ impl Deref for SessionState {
     }
 }
 
+/// axum-mqtt patch: how long a kicked connection waits for packets its client sent before the
+/// newer connection did (see `SessionState::read_before_kick`).
+const KICK_GRACE: Duration = Duration::from_millis(20);
+
 impl SessionState {
     #[inline]
     pub(crate) fn new(
@@ -301,6 +305,28 @@ impl SessionState {
             log::debug!("{:?} offline flags: {:?}", self.id, flags);
             if !flags.contains(StateFlags::Kicked) {
                 self.clean(&deliver_queue_tx, Reason::SessionExpiration).await;
+            }
+        }
+    }
+
+    /// axum-mqtt patch: reads and handles what the client has sent, until its DISCONNECT, until
+    /// nothing more comes for [`KICK_GRACE`], or until the connection ends. A DISCONNECT that
+    /// is in the socket is read at once; the grace covers one still on its way through a relay
+    /// (WebSocket connections reach the broker through one).
+    async fn read_before_kick<Io>(&mut self, sink: &mut Sink<Io>, flags: &mut StateFlags)
+    where
+        Io: AsyncRead + AsyncWrite + Unpin,
+    {
+        let deadline = Instant::now() + KICK_GRACE;
+        while !flags.contains(StateFlags::DisconnectReceived) {
+            match tokio::time::timeout_at(deadline, sink.recv()).await {
+                Ok(Ok(Some(pkt))) => {
+                    if let Err(e) = self.process_mqtt_message(sink, pkt, flags).await {
+                        log::debug!("{:?} before the kick: {e}", self.id);
+                        return;
+                    }
+                }
+                _ => return,
             }
         }
     }
@@ -687,6 +713,14 @@ impl SessionState {
                     is_admin
                 );
                 if !sender.is_closed() {
+                    // axum-mqtt patch: what the client sent before a newer connection kicked this
+                    // one comes first, its DISCONNECT above all: a client that disconnects and
+                    // connects again at once must find the session its DISCONNECT left (none,
+                    // with session expiry 0) and its will suppressed, also when the new CONNECT
+                    // was read before the old socket was.
+                    if !is_admin {
+                        self.read_before_kick(sink, flags).await;
+                    }
                     // axum-mqtt patch: forwards queued behind this Kick go to the deliver queue
                     // before the ack. The kicker takes the deliver queue and the inflight window
                     // (`to_offline_info`) right after it, and this loop never reads `rx` again,
@@ -708,6 +742,10 @@ impl SessionState {
                     }
                     if clean_start {
                         flags.insert(StateFlags::CleanStart);
+                    }
+                    // axum-mqtt patch: a client that had disconnected is not told it was taken over.
+                    if flags.contains(StateFlags::DisconnectReceived) {
+                        return Ok(());
                     }
                     return Err(Reason::ConnectKicked(is_admin));
                 } else {
@@ -2258,6 +2296,25 @@ async fn _send_subscribe_messages(
 }
 
 impl Session {
+    /// axum-mqtt patch: whether the client ended this session: it is disconnected (its DISCONNECT
+    /// was read, or its connection closed) and what it said ends the session with the connection
+    /// (3.1.1 clean session; MQTT 5 session expiry 0, also when set in the DISCONNECT). A newer
+    /// connection that kicks such a session while it is still being torn down does not resume it
+    /// (`LockEntry::kick`).
+    pub async fn ended_by_client(&self) -> bool {
+        if self.disconnected_at().await.unwrap_or(0) == 0 {
+            return false;
+        }
+        let d = self.disconnect().await.unwrap_or(None);
+        match self.connect_info().await {
+            Ok(c) => match c.as_ref() {
+                ConnectInfo::V3(_, c) => c.clean_session,
+                _ => self.fitter.session_expiry_interval(d.as_ref()).is_zero(),
+            },
+            Err(_) => true,
+        }
+    }
+
     #[inline]
     #[allow(clippy::too_many_arguments)]
     pub async fn new(

@@ -350,7 +350,9 @@ impl Drop for LockEntry {
                     log::warn!("{:?} a takeover failed: {} messages for it dropped", self.id, parked.len());
                 }
             }
-            let _t = self.shared.lockers.remove(&self.id.client_id);
+            // axum-mqtt patch: removed only when nobody waits on it (the map's and this guard's
+            // are the only references), so a waiter and a later connect lock the same mutex.
+            let _t = self.shared.lockers.remove_if(&self.id.client_id, |_, m| Arc::strong_count(m) <= 2);
             log::debug!("{:?} LockEntry Drop ..., {}", self.id, _t.is_some());
         }
     }
@@ -432,13 +434,16 @@ impl Entry for LockEntry {
     #[inline]
     async fn try_lock(&self) -> Result<Box<dyn Entry>> {
         log::debug!("{:?} LockEntry.try_lock", self.id);
-        let locker = self
-            .shared
-            .lockers
-            .entry(self.id.client_id.clone())
-            .or_insert(Arc::new(Mutex::new(())))
-            .clone()
-            .try_lock_owned()?;
+        // axum-mqtt patch: waits for a connect with the same client id that is still in its
+        // handshake, for up to `CLIENT_ID_LOCK_WAIT`, instead of failing at once: a client that
+        // disconnects and connects again at once got 0x88 "Server unavailable" when its first
+        // handshake had not quite finished (under load). The newer connection then kicks the
+        // older one, as it would have a moment later.
+        let locker =
+            self.shared.lockers.entry(self.id.client_id.clone()).or_insert(Arc::new(Mutex::new(()))).clone();
+        let locker = tokio::time::timeout(CLIENT_ID_LOCK_WAIT, locker.lock_owned()).await.map_err(|_| {
+            anyhow!("client id {:?} is busy: a connect with it has not finished in {CLIENT_ID_LOCK_WAIT:?}", self.id.client_id)
+        })?;
         Ok(Box::new(LockEntry::new(self.id.clone(), self.shared.clone(), Some(locker))))
     }
 
@@ -514,13 +519,15 @@ impl Entry for LockEntry {
                         log::debug!("{:?} kicked, from {:?}", self.id, self.session().map(|s| s.id.clone()));
                     }
                     Ok(Err(e)) => {
-                        log::warn!(
+                        // axum-mqtt patch: the old session ended without answering (it was being
+                        // torn down when the kick came); upstream failed the connect with 0x88.
+                        // What it left is decided below.
+                        log::debug!(
                             "{:?} kick, recv result is {:?}, from {:?}",
                             self.id,
                             e,
                             self.session().map(|s| s.id.clone())
                         );
-                        return Err(anyhow!(format!("recv kick result is {:?}", e)));
                     }
                     Err(_) => {
                         log::warn!(
@@ -531,6 +538,20 @@ impl Entry for LockEntry {
                     }
                 }
             }
+        }
+
+        // axum-mqtt patch: a session its client ended (DISCONNECT with session expiry 0, a clean
+        // 3.1.1 session that disconnected) is not resumed while it is still being torn down:
+        // upstream handed its subscriptions to a reconnect with clean start 0 (session present 1).
+        let mut ended = false;
+        if let Some(s) = self.session() {
+            ended = s.ended_by_client().await;
+        }
+        if ended {
+            // Nothing routed to the ended session is the new one's.
+            self.shared.parked.remove(&self.id.client_id);
+            self._remove(true).await;
+            return Ok(OfflineSession::NotExist);
         }
 
         if let Some((s, _)) = self._remove(clear_subscriptions).await {
@@ -672,6 +693,9 @@ struct EntryItem {
 /// Uses a `DashMap` for lock-free concurrent client state storage,
 /// per-client mutexes for serialized access, and optional gRPC integration
 /// for inter-node message forwarding and subscription synchronization.
+/// axum-mqtt patch: how long a connect waits for another connect with its client id to finish.
+const CLIENT_ID_LOCK_WAIT: Duration = Duration::from_secs(5);
+
 #[derive(Clone)]
 pub struct DefaultShared {
     scx: Option<ServerContext>,
