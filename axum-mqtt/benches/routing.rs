@@ -1,7 +1,7 @@
 //! Micro-benchmarks of the per-message work of the dispatcher: topic matching and extraction.
 //!
 //! `cargo bench -p axum-mqtt --bench routing` (figures are ns per message; results in
-//! bench/RESULTS.md). The dispatcher (src/client/dispatch.rs) finds a message's routes in a topic
+//! bench/RESULTS.md). The dispatcher (src/router/dispatch.rs) finds a message's routes in a topic
 //! trie (`FilterIndex`) and then runs each hit's pattern to capture its named segments: "match"
 //! below does exactly that, and "scan" tries every pattern in order (what it did before the trie),
 //! for comparison.

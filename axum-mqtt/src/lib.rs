@@ -4,6 +4,7 @@
 
 #[cfg(feature = "asyncapi")]
 pub mod asyncapi;
+mod builder;
 mod client;
 mod config;
 mod error;
@@ -16,9 +17,10 @@ pub mod rpc;
 pub mod topic;
 pub mod web;
 
+pub use builder::MqttBuilder;
 pub use client::{
-    Connack, ConnectionState, Disconnected, MessageStream, Mqtt, MqttBuilder, Publish, Published,
-    Stats, Status, Subscribed, Unsubscribed,
+    Connack, ConnectionState, Disconnected, MessageStream, Mqtt, Publish, Published, Stats, Status,
+    Subscribed, Unsubscribed,
 };
 #[cfg(feature = "outbox")]
 pub use client::{Delivery, Outbox, OutboxDepth, OutboxId, OutboxStatus};

@@ -17,23 +17,39 @@
 //!   list it dials the next broker each time ([`Failover`]): rumqttc keeps its session state
 //!   (in flight, replay queue) across the change, so the same replay serves the new broker.
 
+use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
-use super::dispatch::Dispatcher;
+use super::callbacks::Events;
 use super::events::{Connack, Disconnected, Event, Published, Status, Subscribed, Unsubscribed};
 use super::failover::Failover;
 use super::link::{Link, LinkError, NetEvent, Req};
 use super::replay;
 use super::retained::RetainedRoutes;
 use super::shared::{Shared, Stop};
-use crate::message::QoS;
+use crate::message::{Message, QoS};
 use crate::Error;
 
-pub(crate) async fn run(shared: Arc<Shared>, link: Link, dispatcher: Dispatcher) {
+/// Where the connection task hands the messages it receives: the routing layer's lanes
+/// (`router/dispatch.rs`) implement it, so this task knows nothing of routes or handlers.
+pub(crate) trait MessageSink: Send + Sync + 'static {
+    /// Takes `msg`, waiting while there is no room for it (which stops reading from the broker:
+    /// backpressure). `ack_after`: acknowledge it once its handlers succeeded.
+    fn message(&self, msg: Message, ack_after: bool) -> impl Future<Output = ()> + Send;
+}
+
+/// Runs the connection until the client stops: messages go to `messages`, protocol events to the
+/// callbacks (`events`).
+pub(crate) async fn run<M: MessageSink>(
+    shared: Arc<Shared>,
+    link: Link,
+    events: Events,
+    messages: M,
+) {
     let stop = shared.stop.subscribe();
     let cfg = &shared.config;
     let failover = Failover::new(
@@ -44,7 +60,8 @@ pub(crate) async fn run(shared: Arc<Shared>, link: Link, dispatcher: Dispatcher)
         failover,
         shared,
         link,
-        dispatcher,
+        events,
+        messages,
         stop,
         stranded: Vec::new(),
         phase: Phase::Starting,
@@ -61,10 +78,13 @@ enum Flow {
     Exit,
 }
 
-struct Connection {
+struct Connection<M> {
     shared: Arc<Shared>,
     link: Link,
-    dispatcher: Dispatcher,
+    /// The callbacks' queue.
+    events: Events,
+    /// The lanes that run the handlers.
+    messages: M,
     stop: watch::Receiver<Stop>,
     /// rumqttc's replay queue, taken when a connection was lost, put back (rebuilt) on CONNACK.
     stranded: Vec<Req>,
@@ -116,7 +136,7 @@ fn backoff(min: Duration, max: Duration, attempts: u32) -> Duration {
     min.saturating_mul(1u32 << exp).min(max)
 }
 
-impl Connection {
+impl<M: MessageSink> Connection<M> {
     async fn run(&mut self) {
         loop {
             let stopping = *self.stop.borrow() != Stop::Running;
@@ -246,7 +266,7 @@ impl Connection {
                     self.link.push_ack(msg.pkid, msg.qos);
                 }
                 tokio::select! {
-                    _ = self.dispatcher.message(msg, ack_after) => {}
+                    _ = self.messages.message(msg, ack_after) => {}
                     // A handler stuck forever must not keep shutdown waiting.
                     _ = self.stop.changed() => {}
                 }
@@ -286,8 +306,8 @@ impl Connection {
                             tracing::error!(filter = %f, %reason, "broker refused subscription");
                         }
                     }
-                    self.dispatcher
-                        .event(Event::Subscribe(Subscribed { mid: pkid, results }));
+                    self.events
+                        .send(Event::Subscribe(Subscribed { mid: pkid, results }));
                     w.finish(Ok(codes));
                 }
             }
@@ -303,7 +323,7 @@ impl Connection {
                     .inflight
                     .remove(&pkid);
                 if let Some(w) = w {
-                    self.dispatcher.event(Event::Unsubscribe(Unsubscribed {
+                    self.events.send(Event::Unsubscribe(Unsubscribed {
                         mid: pkid,
                         filters: w.filters.clone(),
                     }));
@@ -334,7 +354,7 @@ impl Connection {
             drop(book);
             self.shared.counters.published(w.qos);
             let p = Published { mid: 0, qos: w.qos };
-            self.dispatcher.event(Event::Publish(p.clone()));
+            self.events.send(Event::Publish(p.clone()));
             w.finish(Ok(p));
         } else {
             book.pubs.inflight.insert(pkid, w);
@@ -361,7 +381,7 @@ impl Connection {
                     mid: pkid,
                     qos: w.qos,
                 };
-                self.dispatcher.event(Event::Publish(p.clone()));
+                self.events.send(Event::Publish(p.clone()));
                 w.finish(Ok(p));
             }
             Some(reason) => w.finish(Err(Error::Refused(reason))),
@@ -416,7 +436,7 @@ impl Connection {
             s.last_error = None;
             s.broker = broker;
         });
-        self.dispatcher.event(Event::Connect(Connack {
+        self.events.send(Event::Connect(Connack {
             code: 0,
             session_present,
             reconnect: !first,
@@ -487,14 +507,14 @@ impl Connection {
         let next = next.as_deref().unwrap_or(&broker);
         if was_connected {
             tracing::warn!(%broker, error = %msg, %next, "connection to MQTT broker lost");
-            self.dispatcher.event(Event::Disconnect(Disconnected {
+            self.events.send(Event::Disconnect(Disconnected {
                 reason: Some(msg.clone()),
             }));
         } else {
             tracing::warn!(%broker, error = %msg, attempts, %next, "cannot connect to MQTT broker");
         }
         if let Some(code) = e.refused {
-            self.dispatcher.event(Event::Connect(Connack {
+            self.events.send(Event::Connect(Connack {
                 code,
                 session_present: false,
                 reconnect: ever_connected,
@@ -523,8 +543,8 @@ impl Connection {
             .unwrap_or_else(|p| p.into_inner())
             .clear();
         if was_connected {
-            self.dispatcher
-                .event(Event::Disconnect(Disconnected { reason: None }));
+            self.events
+                .send(Event::Disconnect(Disconnected { reason: None }));
         }
         self.set_state(|s| s.status = Status::Stopped);
         tracing::info!("MQTT client stopped");

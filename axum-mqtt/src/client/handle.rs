@@ -8,7 +8,6 @@ use bytes::Bytes;
 use tokio::sync::{oneshot, watch};
 
 use super::book::{SubWaiter, UnsubWaiter};
-use super::builder::MqttBuilder;
 use super::events::{ConnectionState, Status};
 use super::link::{self, OutPublish};
 use super::publish::Publish;
@@ -16,7 +15,7 @@ use super::registry::Holder;
 use super::shared::{Inner, Shared, Stop};
 use super::stats::Stats;
 use super::stream::{self, MessageStream};
-use crate::config::{MqttConfig, Protocol};
+use crate::config::Protocol;
 use crate::message::{Message, Properties, QoS};
 use crate::topic::validate_filter;
 use crate::Error;
@@ -49,16 +48,6 @@ impl std::fmt::Debug for Mqtt {
 }
 
 impl Mqtt {
-    /// Starts a client with no handlers: `Mqtt::builder(config).start()`.
-    pub async fn start(config: MqttConfig) -> Result<Mqtt, Error> {
-        Mqtt::builder(config).start().await
-    }
-
-    /// A builder to register handlers before the first connect, so none misses it.
-    pub fn builder(config: MqttConfig) -> MqttBuilder {
-        MqttBuilder::new(config)
-    }
-
     pub(crate) fn shared(&self) -> &Shared {
         &self.inner.shared
     }

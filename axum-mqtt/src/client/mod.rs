@@ -14,35 +14,31 @@
 //! and TCP backpressure reaches the broker. A stream ([`Mqtt::stream`]) that is not read fast enough
 //! skips messages (counted in [`Stats::stream_dropped`]) instead of slowing anyone.
 
-mod book;
-mod builder;
-mod claim;
-mod connection;
-mod dead_letter;
-mod deadlines;
-mod dispatch;
+pub(crate) mod book;
+pub(crate) mod callbacks;
+pub(crate) mod claim;
+pub(crate) mod connection;
+pub(crate) mod deadlines;
 pub(crate) mod events;
 mod failover;
-mod handle;
+pub(crate) mod handle;
 pub(crate) mod link;
-mod meters;
+pub(crate) mod meters;
 #[cfg(feature = "outbox")]
-mod outbox;
-mod publish;
-mod registry;
+pub(crate) mod outbox;
+pub(crate) mod publish;
+pub(crate) mod registry;
 mod replay;
 mod retained;
-mod shared;
-mod stats;
-mod stream;
-mod table;
+pub(crate) mod shared;
+pub(crate) mod stats;
+pub(crate) mod stream;
 #[cfg(feature = "tls")]
-mod tls;
+pub(crate) mod tls;
 #[cfg(not(feature = "tls"))]
 #[path = "tls_off.rs"]
-mod tls;
+pub(crate) mod tls;
 
-pub use builder::MqttBuilder;
 pub use events::{
     Connack, ConnectionState, Disconnected, Published, Status, Subscribed, Unsubscribed,
 };

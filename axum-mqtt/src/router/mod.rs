@@ -31,18 +31,17 @@
 //! `$share/<group>/<filter>` so several app instances split the messages, while matching still
 //! uses the real topic.
 
-mod dead_letter;
+mod dead_letter_sender;
+mod dead_letter_topic;
+pub(crate) mod dispatch;
 mod handler;
 mod options;
 mod route;
 pub(crate) mod routes;
+pub(crate) mod table;
 mod trace;
 
-pub(crate) use dead_letter::DeadLetterTopic;
 pub use handler::{Handler, IntoHandlerResult};
-pub(crate) use options::Retry;
 pub use options::RouteOptions;
 pub use route::{Outcome, Route};
 pub use trace::{Trace, TraceLayer};
-
-pub(crate) use routes::{BoundRoute, RejectionHandler};

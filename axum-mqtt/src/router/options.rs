@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::DeadLetterTopic;
+use super::dead_letter_topic::DeadLetterTopic;
 use crate::message::QoS;
 use crate::Error;
 

@@ -522,11 +522,11 @@ pub(crate) struct BoundRoute {
     pub pattern: Option<TopicPattern>,
     pub route: Route,
     pub ack_after: bool,
-    pub retry: super::Retry,
-    pub dead_letter: Option<super::DeadLetterTopic>,
+    pub retry: super::options::Retry,
+    pub dead_letter: Option<super::dead_letter_topic::DeadLetterTopic>,
 }
 
-/// A router with its state bound, taken apart for the dispatcher (see `client/table.rs`).
+/// A router with its state bound, taken apart for the dispatcher (see `table.rs`).
 pub(crate) struct BoundRouter {
     pub routes: Vec<BoundRoute>,
     pub fallback: Option<Route>,

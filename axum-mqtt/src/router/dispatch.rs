@@ -1,16 +1,14 @@
-//! Running handlers off the connection task: message lanes and the callback worker.
+//! Running handlers off the connection task: the message lanes.
 //!
 //! Messages are spread over `HANDLER_CONCURRENCY` lanes by a hash of the topic, so messages of one
 //! topic are handled in order while different topics run concurrently. Each lane is a bounded queue;
 //! when it is full the connection task waits, which stops reading from the broker (backpressure).
 //! A handler that panics is caught and counted; the lane and the connection go on. A message whose
-//! route failed for good goes to the route's dead-letter topic, if it has one (`dead_letter.rs`).
+//! route failed for good goes to the route's dead-letter topic, if it has one (`dead_letter_sender.rs`).
 
 use std::collections::hash_map::DefaultHasher;
-use std::future::Future;
 use std::hash::{Hash, Hasher};
 use std::panic::AssertUnwindSafe;
-use std::pin::Pin;
 use std::sync::{Arc, Weak};
 use std::time::Instant;
 
@@ -19,37 +17,23 @@ use tokio::sync::mpsc::{self, error::TrySendError};
 use tokio::sync::{Notify, Semaphore};
 use tower::{BoxError, Service, ServiceExt};
 
-use super::dead_letter::{Failed, Letter, Outbox};
-use super::events::{Connack, Disconnected, Event, Published, Subscribed, Unsubscribed};
-use super::handle::Mqtt;
-use super::meters::RouteMeters;
-use super::shared::{Inner, Shared};
-use super::stats::CallOutcome;
+use super::dead_letter_sender::{DeadLetterSender, Failed, Letter};
+use super::route::{Outcome, Route};
+use super::routes::RejectionHandler;
 use super::table::RouteTable;
+use crate::client::connection::MessageSink;
+use crate::client::handle::Mqtt;
+use crate::client::meters::RouteMeters;
+use crate::client::shared::{Inner, Shared};
+use crate::client::stats::CallOutcome;
 use crate::extract::MqttRequest;
 use crate::message::Message;
-use crate::router::{Outcome, RejectionHandler, Route};
 
-type BoxFut = Pin<Box<dyn Future<Output = ()> + Send>>;
-pub(crate) type Callback<E> = Arc<dyn Fn(Mqtt, E) -> BoxFut + Send + Sync>;
-
-/// Flask-MQTT's callbacks, several per event.
-#[derive(Default)]
-pub(crate) struct Callbacks {
-    pub connect: Vec<Callback<Connack>>,
-    pub disconnect: Vec<Callback<Disconnected>>,
-    pub publish: Vec<Callback<Published>>,
-    pub subscribe: Vec<Callback<Subscribed>>,
-    pub unsubscribe: Vec<Callback<Unsubscribed>>,
-}
-
-/// The connection task's side of the dispatcher.
+/// The connection task's side of the lanes.
 pub(crate) struct Dispatcher {
     lanes: Vec<mpsc::Sender<Incoming>>,
     /// Per lane: told when the connection task found the lane full and waits for it.
     blocked: Vec<Arc<Notify>>,
-    events: mpsc::Sender<Event>,
-    wants_publish_events: bool,
     shared: Arc<Shared>,
 }
 
@@ -62,10 +46,10 @@ struct Incoming {
     session: u64,
 }
 
-impl Dispatcher {
+impl MessageSink for Dispatcher {
     /// Queues a message on its topic's lane, waiting while the lane is full (backpressure).
     /// `ack_after`: the lane acknowledges it once its handlers succeeded.
-    pub async fn message(&self, msg: Message, ack_after: bool) {
+    async fn message(&self, msg: Message, ack_after: bool) {
         let lane = if self.lanes.len() == 1 {
             0
         } else {
@@ -93,28 +77,12 @@ impl Dispatcher {
             tracing::error!("message lane closed; message dropped");
         }
     }
-
-    /// Queues a callback event without waiting; drops (and counts) it when callbacks fall behind.
-    pub fn event(&self, e: Event) {
-        if matches!(e, Event::Publish(_)) && !self.wants_publish_events {
-            return;
-        }
-        if self.events.try_send(e).is_err() {
-            self.shared.counters.events_dropped();
-            tracing::warn!("callback queue full: event dropped");
-        }
-    }
 }
 
-/// Starts the lanes and the callback worker.
-pub(crate) fn spawn(
-    shared: Arc<Shared>,
-    client: Weak<Inner>,
-    table: RouteTable,
-    callbacks: Callbacks,
-) -> Dispatcher {
+/// Starts the lanes.
+pub(crate) fn spawn(shared: Arc<Shared>, client: Weak<Inner>, table: RouteTable) -> Dispatcher {
     let n = shared.config.handler_concurrency;
-    let dead_letters = Arc::new(Semaphore::new(Outbox::capacity(
+    let in_flight = Arc::new(Semaphore::new(DeadLetterSender::capacity(
         n,
         shared.config.handler_queue,
     )));
@@ -125,23 +93,18 @@ pub(crate) fn spawn(
         let notify = Arc::new(Notify::new());
         lanes.push(tx);
         blocked.push(notify.clone());
-        let outbox = Outbox::new(shared.clone(), dead_letters.clone(), notify);
+        let dead_letters = DeadLetterSender::new(shared.clone(), in_flight.clone(), notify);
         tokio::spawn(lane(
             rx,
             table.clone(),
             shared.clone(),
             client.clone(),
-            outbox,
+            dead_letters,
         ));
     }
-    let (events, rx) = mpsc::channel(1024);
-    let wants_publish_events = !callbacks.publish.is_empty();
-    tokio::spawn(event_worker(rx, callbacks, client));
     Dispatcher {
         lanes,
         blocked,
-        events,
-        wants_publish_events,
         shared,
     }
 }
@@ -151,7 +114,7 @@ async fn lane(
     mut table: RouteTable,
     shared: Arc<Shared>,
     client: Weak<Inner>,
-    outbox: Outbox,
+    dead_letters: DeadLetterSender,
 ) {
     let mut matching = Vec::new();
     while let Some(Incoming {
@@ -222,7 +185,9 @@ async fn lane(
         let ack = (ack_after && ack_ok).then_some(session);
         if !letters.is_empty() {
             // Acknowledged (if at all) once the broker has the dead letters.
-            outbox.send(&msg, letters, ack, || rx.capacity() == 0).await;
+            dead_letters
+                .send(&msg, letters, ack, || rx.capacity() == 0)
+                .await;
         } else if let Some(session) = ack {
             shared.ack_handled(&msg, session);
         }
@@ -288,47 +253,6 @@ async fn call(
                 .unwrap_or_default();
             tracing::error!(topic = msg.topic(), panic = %what, "handler panicked");
             (CallOutcome::Panic, Some(format!("panic: {what}")))
-        }
-    }
-}
-
-async fn event_worker(mut rx: mpsc::Receiver<Event>, cb: Callbacks, client: Weak<Inner>) {
-    while let Some(e) = rx.recv().await {
-        let Some(mqtt) = client.upgrade().map(Mqtt::from_inner) else {
-            continue;
-        };
-        let futs: Vec<BoxFut> = match e {
-            Event::Connect(x) => cb
-                .connect
-                .iter()
-                .map(|f| f(mqtt.clone(), x.clone()))
-                .collect(),
-            Event::Disconnect(x) => cb
-                .disconnect
-                .iter()
-                .map(|f| f(mqtt.clone(), x.clone()))
-                .collect(),
-            Event::Publish(x) => cb
-                .publish
-                .iter()
-                .map(|f| f(mqtt.clone(), x.clone()))
-                .collect(),
-            Event::Subscribe(x) => cb
-                .subscribe
-                .iter()
-                .map(|f| f(mqtt.clone(), x.clone()))
-                .collect(),
-            Event::Unsubscribe(x) => cb
-                .unsubscribe
-                .iter()
-                .map(|f| f(mqtt.clone(), x.clone()))
-                .collect(),
-        };
-        drop(mqtt);
-        for f in futs {
-            if AssertUnwindSafe(f).catch_unwind().await.is_err() {
-                tracing::error!("callback panicked");
-            }
         }
     }
 }

@@ -2,13 +2,15 @@
 
 use std::sync::Arc;
 
-use super::meters::{Meters, RouteMeters};
+use super::dead_letter_topic::DeadLetterTopic;
+use super::options::Retry;
+use super::route::Route;
+use super::routes::{BoundRoute, RejectionHandler, Router};
+use crate::client::handle::Mqtt;
+use crate::client::meters::{Meters, RouteMeters};
 use crate::extract::MqttRequest;
 use crate::message::Message;
-use crate::router::{BoundRoute, DeadLetterTopic, RejectionHandler, Retry, Route};
 use crate::topic::{FilterIndex, TopicPattern};
-use crate::Mqtt;
-use crate::Router;
 
 /// A router with its state bound, ready to dispatch. Cloned once per lane.
 #[derive(Clone)]

@@ -17,16 +17,16 @@ use base64::Engine as _;
 use bytes::Bytes;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
-use super::events::Published;
-use super::link::OutPublish;
-use super::meters::RouteMeters;
-use super::publish;
-use super::shared::Shared;
+use super::dead_letter_topic::DeadLetterTopic;
+use crate::client::events::Published;
+use crate::client::link::OutPublish;
+use crate::client::meters::RouteMeters;
+use crate::client::publish;
+use crate::client::shared::Shared;
 use crate::config::Protocol;
+use crate::error::Error;
 use crate::message::{Message, Properties, QoS};
-use crate::router::DeadLetterTopic;
 use crate::topic::TopicPattern;
-use crate::Error;
 
 /// MQTT 5 user property: the topic the message was published to.
 const ORIGINAL_TOPIC: &str = "x-original-topic";
@@ -136,8 +136,8 @@ impl Letter {
 
 type Sending = Pin<Box<dyn Future<Output = Result<Published, Error>> + Send>>;
 
-/// A lane's side of the dead letters.
-pub(crate) struct Outbox {
+/// A lane's side of the dead letters: publishes them, and acknowledges the message after.
+pub(crate) struct DeadLetterSender {
     shared: Arc<Shared>,
     /// Dead letters waiting for their PUBACK, client-wide.
     permits: Arc<Semaphore>,
@@ -145,9 +145,9 @@ pub(crate) struct Outbox {
     blocked: Arc<Notify>,
 }
 
-impl Outbox {
+impl DeadLetterSender {
     pub fn new(shared: Arc<Shared>, permits: Arc<Semaphore>, blocked: Arc<Notify>) -> Self {
-        Outbox {
+        DeadLetterSender {
             shared,
             permits,
             blocked,
@@ -321,8 +321,11 @@ mod tests {
 
     #[test]
     fn at_least_one_dead_letter_may_be_in_flight() {
-        assert_eq!(Outbox::capacity(8, 256), 2048);
-        assert_eq!(Outbox::capacity(0, 0), 1);
-        assert_eq!(Outbox::capacity(usize::MAX, 2), Semaphore::MAX_PERMITS);
+        assert_eq!(DeadLetterSender::capacity(8, 256), 2048);
+        assert_eq!(DeadLetterSender::capacity(0, 0), 1);
+        assert_eq!(
+            DeadLetterSender::capacity(usize::MAX, 2),
+            Semaphore::MAX_PERMITS
+        );
     }
 }

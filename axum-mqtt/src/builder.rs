@@ -1,5 +1,7 @@
 //! [`MqttBuilder`]: handlers and callbacks registered before the first connect, and the start-up
-//! wiring of the client's tasks.
+//! wiring of the client's tasks: the layer above both the client and the router, which joins them
+//! (the connection task hands messages to the router's lanes through
+//! [`MessageSink`](crate::client::connection::MessageSink)).
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64};
@@ -7,23 +9,24 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use tokio::sync::{watch, Semaphore};
 
-use super::book::Book;
-use super::claim::ClientIdClaim;
-use super::dispatch::{self, Callbacks};
-use super::events::{
+use crate::client::book::Book;
+use crate::client::callbacks::{self, Callbacks};
+use crate::client::claim::ClientIdClaim;
+use crate::client::events::{
     Connack, ConnectionState, Disconnected, Published, Status, Subscribed, Unsubscribed,
 };
-use super::handle::Mqtt;
-use super::link::Link;
-use super::registry::{Holder, Registry};
-use super::shared::{Inner, Shared, Stop};
-use super::stats::Counters;
-use super::table::RouteTable;
-use super::{connection, deadlines, tls};
+use crate::client::handle::Mqtt;
+use crate::client::link::Link;
+use crate::client::registry::{Holder, Registry};
+use crate::client::shared::{Inner, Shared, Stop};
+use crate::client::stats::Counters;
+use crate::client::{connection, deadlines, tls};
 use crate::config::{BrokerAddr, MqttConfig};
+use crate::error::Error;
+use crate::router::dispatch;
+use crate::router::routes::Router;
+use crate::router::table::RouteTable;
 use crate::router::Handler;
-use crate::Error;
-use crate::Router;
 
 /// Registers handlers and callbacks, then starts the client.
 ///
@@ -51,15 +54,23 @@ pub struct MqttBuilder {
     callbacks: Callbacks,
 }
 
-impl MqttBuilder {
-    pub(crate) fn new(config: MqttConfig) -> Self {
+impl Mqtt {
+    /// Starts a client with no handlers: `Mqtt::builder(config).start()`.
+    pub async fn start(config: MqttConfig) -> Result<Mqtt, Error> {
+        Mqtt::builder(config).start().await
+    }
+
+    /// A builder to register handlers before the first connect, so none misses it.
+    pub fn builder(config: MqttConfig) -> MqttBuilder {
         MqttBuilder {
             config,
             router: Router::new(),
             callbacks: Callbacks::default(),
         }
     }
+}
 
+impl MqttBuilder {
     /// Adds a router's routes (merged with routes added before).
     pub fn router(mut self, router: Router) -> Self {
         self.router = self.router.merge(router);
@@ -179,7 +190,10 @@ impl MqttBuilder {
         }
         #[cfg(feature = "outbox")]
         let outbox = match &config.outbox {
-            Some(o) => Some(super::outbox::Outbox::open(o, counters.meters.outbox())?),
+            Some(o) => Some(crate::client::outbox::Outbox::open(
+                o,
+                counters.meters.outbox(),
+            )?),
             None => None,
         };
         let (state, _) = watch::channel(ConnectionState {
@@ -212,7 +226,8 @@ impl MqttBuilder {
             claim: claim.clone(),
         });
         let weak = Arc::downgrade(&inner);
-        let dispatcher = dispatch::spawn(shared.clone(), weak, table, callbacks);
+        let events = callbacks::spawn(shared.clone(), weak.clone(), callbacks);
+        let dispatcher = dispatch::spawn(shared.clone(), weak, table);
         tokio::spawn(deadlines::watch(
             Arc::downgrade(&shared),
             shared.deadlines.clone(),
@@ -220,10 +235,10 @@ impl MqttBuilder {
         ));
         #[cfg(feature = "outbox")]
         if let Some(outbox) = outbox {
-            tokio::spawn(super::outbox::run_sender(outbox, shared.clone()));
+            tokio::spawn(crate::client::outbox::run_sender(outbox, shared.clone()));
         }
         tokio::spawn(async move {
-            connection::run(shared, link, dispatcher).await;
+            connection::run(shared, link, events, dispatcher).await;
             claim.release();
         });
         tracing::info!(client_id = %client_id, "MQTT client started");
