@@ -2,8 +2,8 @@
 #![deny(missing_docs)]
 #![cfg_attr(not(test), warn(clippy::print_stdout, clippy::dbg_macro))]
 
-#[cfg(feature = "asyncapi")]
-pub mod asyncapi;
+#[cfg(any(feature = "asyncapi", feature = "openapi"))]
+mod api_docs;
 mod builder;
 mod client;
 mod config;
@@ -17,6 +17,8 @@ pub mod rpc;
 pub mod topic;
 pub mod web;
 
+#[cfg(feature = "asyncapi")]
+pub use api_docs::asyncapi;
 pub use builder::MqttBuilder;
 pub use client::{
     Connack, ConnectionState, Disconnected, MessageStream, Mqtt, Publish, Published, Stats, Status,

@@ -34,6 +34,8 @@
 mod dead_letter_sender;
 mod dead_letter_topic;
 pub(crate) mod dispatch;
+#[cfg(feature = "asyncapi")]
+pub(crate) mod doc;
 mod handler;
 mod options;
 mod route;

@@ -13,7 +13,7 @@ use crate::topic::TopicPattern;
 use crate::Error;
 
 #[cfg(feature = "asyncapi")]
-use crate::asyncapi::PayloadDoc;
+use super::doc::{JsonArgs, PayloadDoc, RouteDoc};
 /// Without the `asyncapi` feature no payload is described.
 #[cfg(not(feature = "asyncapi"))]
 #[derive(Clone, Copy)]
@@ -204,7 +204,7 @@ where
     pub fn route_json<H, X, T, I>(mut self, pattern: &str, opts: RouteOptions, handler: H) -> Self
     where
         H: Handler<X, S>,
-        X: crate::asyncapi::JsonArgs<T, I> + 'static,
+        X: JsonArgs<T, I> + 'static,
         T: schemars::JsonSchema,
     {
         let before = self.routes.len();
@@ -217,36 +217,20 @@ where
         self
     }
 
-    /// This router's routes as an [AsyncAPI 3.0](https://www.asyncapi.com/docs/reference/specification/v3.0.0)
-    /// document (cargo feature `asyncapi`): one channel and one receive operation per route, with
-    /// the wildcards as channel parameters, the QoS as `bindings.mqtt.qos`, the shared group, and the
-    /// payload (JSON Schema for [`route_json`](Self::route_json) routes, bytes for the others).
-    /// [`crate::asyncapi`] describes the document in full.
-    ///
-    /// ```
-    /// use axum_mqtt::Router;
-    /// let router: Router = Router::new().route("logs/{*rest}", || async {});
-    /// let doc = router.asyncapi("Logs", "0.1.0");
-    /// assert_eq!(doc["asyncapi"], "3.0.0");
-    /// assert_eq!(doc["channels"]["logs.rest"]["address"], "logs/{rest}");
-    /// assert_eq!(doc["channels"]["logs.rest"]["messages"]["message"]["payload"]["format"], "binary");
-    /// ```
+    /// The routes as the AsyncAPI document describes them ([`Router::asyncapi`], in
+    /// `api_docs/asyncapi.rs`): the fallback and catch-alls subscribe nothing and are left out.
     #[cfg(feature = "asyncapi")]
-    pub fn asyncapi(&self, title: &str, version: &str) -> serde_json::Value {
+    pub(crate) fn route_docs(&self) -> impl Iterator<Item = RouteDoc<'_>> {
         let group = self.shared_group.as_deref();
-        crate::asyncapi::document(
-            title,
-            version,
-            self.routes.iter().filter_map(|def| {
-                let pattern = def.pattern.as_ref()?;
-                Some(crate::asyncapi::RouteDoc {
-                    pattern,
-                    qos: def.opts.qos,
-                    payload: def.payload,
-                    subscription: subscription_filter(pattern, group),
-                })
-            }),
-        )
+        self.routes.iter().filter_map(move |def| {
+            let pattern = def.pattern.as_ref()?;
+            Some(RouteDoc {
+                pattern,
+                qos: def.opts.qos,
+                payload: def.payload,
+                subscription: subscription_filter(pattern, group),
+            })
+        })
     }
 
     /// Routes to a tower service instead of a handler function. A service answering `()` counts

@@ -27,11 +27,9 @@
 //! # Ok(()) }
 //! ```
 
-mod error;
-#[cfg(feature = "openapi")]
-mod openapi;
-mod publish;
-mod request;
+pub(crate) mod error;
+pub(crate) mod publish;
+pub(crate) mod request;
 mod sse;
 
 pub use error::ApiError;

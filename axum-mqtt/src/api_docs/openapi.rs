@@ -2,9 +2,9 @@
 //!
 //! [`PublishRequest`] and [`ApiError`] are read and written by hand-made serde code (a
 //! request takes `msg` or `payload` or `payload_base64`, and any JSON value as text), so a derived
-//! schema would describe their Rust fields, not their wire form. Their schemas are written here, next
-//! to the parser, and a test holds the two together: every key the parser reads is in the schema, and
-//! the schema's examples parse.
+//! schema would describe their Rust fields, not their wire form. Their schemas are written here, by
+//! hand, and a test holds them to the parser (`web/request.rs`): every key the parser reads is in the
+//! schema, and the schema's examples parse.
 
 use std::borrow::Cow;
 
@@ -15,8 +15,10 @@ use utoipa::openapi::schema::{
 use utoipa::openapi::RefOr;
 use utoipa::{PartialSchema, ToSchema};
 
-use super::{ApiError, PublishRequest, PublishResponse};
-use crate::QoS;
+use crate::message::QoS;
+use crate::web::error::ApiError;
+use crate::web::publish::PublishResponse;
+use crate::web::request::PublishRequest;
 
 /// The most characters a topic of at most 65 535 UTF-8 bytes can be sure to fit in when every
 /// character takes 4 bytes. JSON Schema counts characters; the limit that holds is in bytes (checked

@@ -45,98 +45,39 @@
 //! });
 //! ```
 
-use schemars::generate::{SchemaGenerator, SchemaSettings};
-use schemars::{JsonSchema, Schema};
+use schemars::generate::SchemaSettings;
 use serde_json::{json, Map, Value};
 
-use crate::extract::Json;
-use crate::message::QoS;
+use crate::router::doc::RouteDoc;
+pub use crate::router::doc::{At, JsonArgs};
+use crate::router::routes::Router;
 use crate::topic::{split_share, TopicPattern};
 
-/// How a route's payload is described: `None` is bytes.
-#[derive(Clone, Copy)]
-pub(crate) struct PayloadDoc(Option<fn(&mut SchemaGenerator) -> Schema>);
-
-impl PayloadDoc {
-    /// Bytes.
-    pub(crate) const BYTES: PayloadDoc = PayloadDoc(None);
-
-    /// A `Json<T>` payload.
-    pub(crate) fn json<T: JsonSchema>() -> Self {
-        PayloadDoc(Some(schema_of::<T>))
+impl<S> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    /// This router's routes as an [AsyncAPI 3.0](https://www.asyncapi.com/docs/reference/specification/v3.0.0)
+    /// document (cargo feature `asyncapi`): one channel and one receive operation per route, with
+    /// the wildcards as channel parameters, the QoS as `bindings.mqtt.qos`, the shared group, and the
+    /// payload (JSON Schema for [`route_json`](Self::route_json) routes, bytes for the others).
+    /// [`crate::asyncapi`] describes the document in full.
+    ///
+    /// ```
+    /// use axum_mqtt::Router;
+    /// let router: Router = Router::new().route("logs/{*rest}", || async {});
+    /// let doc = router.asyncapi("Logs", "0.1.0");
+    /// assert_eq!(doc["asyncapi"], "3.0.0");
+    /// assert_eq!(doc["channels"]["logs.rest"]["address"], "logs/{rest}");
+    /// assert_eq!(doc["channels"]["logs.rest"]["messages"]["message"]["payload"]["format"], "binary");
+    /// ```
+    pub fn asyncapi(&self, title: &str, version: &str) -> Value {
+        document(title, version, self.route_docs())
     }
 }
 
-fn schema_of<T: JsonSchema>(generator: &mut SchemaGenerator) -> Schema {
-    generator.subschema_for::<T>()
-}
-
-/// A handler's argument list (the `T` of `router::Handler<T, S>`) that contains
-/// exactly one [`Json<P>`] argument: how [`Router::route_json`](crate::Router::route_json) learns
-/// the payload type `P` from the handler itself. `I` is the argument's position ([`At`]); both are
-/// inferred, you never name this trait.
-///
-/// ```
-/// use axum_mqtt::{asyncapi::JsonArgs, extract::{Json, Topic}};
-/// fn payload_of<X: JsonArgs<P, I>, P, I>() {}
-/// payload_of::<(Topic, Json<u32>), u32, _>();
-/// ```
-#[diagnostic::on_unimplemented(
-    message = "`route_json` needs a handler with exactly one `Json<T>` argument",
-    label = "no single `Json<T>` argument in this handler",
-    note = "add the route with `route` or `route_with` instead: its payload is then described as bytes"
-)]
-pub trait JsonArgs<P, I> {}
-
-/// The position of the [`Json<P>`] argument in a handler's argument list, for [`JsonArgs`].
-///
-/// ```
-/// use axum_mqtt::{asyncapi::{At, JsonArgs}, extract::{Json, Topic}};
-/// fn at<X: JsonArgs<P, At<N>>, P, const N: usize>() -> usize { N }
-/// assert_eq!(at::<(Topic, Json<u32>), u32, _>(), 1);
-/// ```
-#[derive(Debug, Clone, Copy)]
-pub struct At<const N: usize>;
-
-macro_rules! json_args {
-    (@walk [$($before:ident)*] [] [$($n:tt)*]) => {};
-    (@walk [$($before:ident)*] [$cur:ident $($after:ident)*] [$n:tt $($ns:tt)*]) => {
-        impl<P, $($before,)* $($after,)*> JsonArgs<P, At<$n>> for ($($before,)* Json<P>, $($after,)*) {}
-        json_args!(@walk [$($before)* $cur] [$($after)*] [$($ns)*]);
-    };
-    ($($ty:ident)+) => {
-        json_args!(@walk [] [$($ty)+] [0 1 2 3 4 5 6 7 8 9 10 11]);
-    };
-}
-
-json_args!(A1);
-json_args!(A1 A2);
-json_args!(A1 A2 A3);
-json_args!(A1 A2 A3 A4);
-json_args!(A1 A2 A3 A4 A5);
-json_args!(A1 A2 A3 A4 A5 A6);
-json_args!(A1 A2 A3 A4 A5 A6 A7);
-json_args!(A1 A2 A3 A4 A5 A6 A7 A8);
-json_args!(A1 A2 A3 A4 A5 A6 A7 A8 A9);
-json_args!(A1 A2 A3 A4 A5 A6 A7 A8 A9 A10);
-json_args!(A1 A2 A3 A4 A5 A6 A7 A8 A9 A10 A11);
-json_args!(A1 A2 A3 A4 A5 A6 A7 A8 A9 A10 A11 A12);
-
-/// One route as the document sees it.
-pub(crate) struct RouteDoc<'a> {
-    pub pattern: &'a TopicPattern,
-    pub qos: QoS,
-    pub payload: PayloadDoc,
-    /// The filter as subscribed (shared group applied).
-    pub subscription: String,
-}
-
 /// The AsyncAPI 3.0 document of these routes.
-pub(crate) fn document<'a>(
-    title: &str,
-    version: &str,
-    routes: impl Iterator<Item = RouteDoc<'a>>,
-) -> Value {
+fn document<'a>(title: &str, version: &str, routes: impl Iterator<Item = RouteDoc<'a>>) -> Value {
     let mut generator = SchemaSettings::draft07()
         .with(|s| {
             s.definitions_path = "/components/schemas".into();
@@ -148,8 +89,8 @@ pub(crate) fn document<'a>(
     for route in routes {
         let (address, parameters) = address(route.pattern);
         let id = unique_id(&channels, channel_id(&address));
-        let (payload, content_type) = match route.payload.0 {
-            Some(schema) => (schema(&mut generator).to_value(), "application/json"),
+        let (payload, content_type) = match route.payload.schema(&mut generator) {
+            Some(schema) => (schema.to_value(), "application/json"),
             None => (
                 json!({"type": "string", "format": "binary"}),
                 "application/octet-stream",
