@@ -1,7 +1,8 @@
 use serde::de::DeserializeOwned;
 
-use super::{FromMessage, OptionalFromMessage, Rejection};
-use crate::extract::MqttRequest;
+use super::from_message::{FromMessage, OptionalFromMessage};
+use super::rejection::Rejection;
+use super::request::MqttRequest;
 
 /// The payload deserialized from JSON.
 ///

@@ -1,7 +1,8 @@
 use serde::de::DeserializeOwned;
 
-use super::{FromMessage, Rejection};
-use crate::extract::MqttRequest;
+use super::from_message::FromMessage;
+use super::rejection::Rejection;
+use super::request::MqttRequest;
 
 /// The route's named segments, deserialized like axum's `Path`.
 ///

@@ -1,7 +1,8 @@
 use bytes::Bytes;
 
-use super::{FromMessage, Rejection};
-use crate::extract::MqttRequest;
+use super::from_message::FromMessage;
+use super::rejection::Rejection;
+use super::request::MqttRequest;
 
 /// The raw payload bytes (no copy).
 ///

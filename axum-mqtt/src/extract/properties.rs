@@ -2,8 +2,9 @@
 
 use bytes::Bytes;
 
-use super::{FromMessage, OptionalFromMessage, Rejection};
-use crate::extract::MqttRequest;
+use super::from_message::{FromMessage, OptionalFromMessage};
+use super::rejection::Rejection;
+use super::request::MqttRequest;
 
 fn missing(req: &MqttRequest, property: &'static str) -> Rejection {
     Rejection::MissingProperty {

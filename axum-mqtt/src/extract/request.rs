@@ -2,9 +2,9 @@
 
 use std::sync::Arc;
 
+use crate::client::handle::Mqtt;
 use crate::message::Message;
 use crate::topic::Captures;
-use crate::Mqtt;
 
 /// One message on its way through layers to a handler: the message, the route's named segments and
 /// the client (to publish replies). This is the request type of every route's tower `Service`.

@@ -1,5 +1,6 @@
-use super::{FromMessage, Rejection};
-use crate::extract::MqttRequest;
+use super::from_message::FromMessage;
+use super::rejection::Rejection;
+use super::request::MqttRequest;
 
 /// The concrete topic of the message.
 ///
