@@ -132,7 +132,8 @@ impl<'a> Publish<'a> {
     }
 
     /// Through the outbox: stored on disk before anything is sent, resolved on the broker's ack
-    /// or, when the broker cannot be reached in time, as [`Delivery::Queued`]; see
+    /// or, when the broker cannot be reached in time, as
+    /// [`Delivery::Queued`](super::outbox::Delivery::Queued); see
     /// [`Outbox`](crate::Outbox). QoS 1 or 2 only.
     ///
     /// ```no_run
