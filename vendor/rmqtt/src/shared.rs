@@ -442,7 +442,10 @@ impl Entry for LockEntry {
         let locker =
             self.shared.lockers.entry(self.id.client_id.clone()).or_insert(Arc::new(Mutex::new(()))).clone();
         let locker = tokio::time::timeout(CLIENT_ID_LOCK_WAIT, locker.lock_owned()).await.map_err(|_| {
-            anyhow!("client id {:?} is busy: a connect with it has not finished in {CLIENT_ID_LOCK_WAIT:?}", self.id.client_id)
+            anyhow!(
+                "client id {:?} is busy: a connect with it has not finished in {CLIENT_ID_LOCK_WAIT:?}",
+                self.id.client_id
+            )
         })?;
         Ok(Box::new(LockEntry::new(self.id.clone(), self.shared.clone(), Some(locker))))
     }
