@@ -9,9 +9,9 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use tokio::sync::{watch, Semaphore};
 
-use crate::client::book::Book;
 use crate::client::callbacks::{self, Callbacks};
 use crate::client::claim::ClientIdClaim;
+use crate::client::core::Core;
 use crate::client::events::{
     Connack, ConnectionState, Disconnected, Published, Status, Subscribed, Unsubscribed,
 };
@@ -208,7 +208,7 @@ impl MqttBuilder {
             permits: Arc::new(Semaphore::new(config.max_pending)),
             config,
             sender,
-            book: Mutex::new(Book::default()),
+            core: Mutex::new(Core::default()),
             deadlines: Arc::new(tokio::sync::Notify::new()),
             registry: Mutex::new(registry),
             state,

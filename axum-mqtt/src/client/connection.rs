@@ -7,10 +7,11 @@
 //!   its channel into its replay queue. We take that queue at once, so nothing is dropped silently
 //!   when the broker then answers `session_present = false` (rumqttc 0.25 clears the queue on a
 //!   fresh session).
-//! * On CONNACK, [`replay::reconcile`] decides what goes out again and keeps the ack book in step;
-//!   this task only hands its answer to rumqttc.
+//! * It feeds the protocol core ([`Core`](super::core::Core)) every event and acts on what comes back: on CONNACK
+//!   the core decides what goes out again and keeps its book in step (`core/replay.rs`); this
+//!   task only hands its answer to rumqttc.
 //! * Under load it writes publishes itself, many per flush (MQTT 3.1.1): the handles hold a
-//!   publish back while an earlier one is unwritten ([`Batch`](super::book::Batch)), and after
+//!   publish back while an earlier one is unwritten (the core's batch), and after
 //!   each event this task writes what piled up (`write_batch`). A failed write is a lost
 //!   connection like a failed poll; the held publishes join the stranded requests, in order.
 //! * Between attempts it waits with capped exponential backoff and jitter, and with a failover
@@ -25,10 +26,11 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 use super::callbacks::Events;
+use super::core::replay;
+use super::core::Written;
 use super::events::{Connack, Disconnected, Event, Published, Status, Subscribed, Unsubscribed};
 use super::failover::Failover;
 use super::link::{Link, LinkError, NetEvent, Req};
-use super::replay;
 use super::retained::RetainedRoutes;
 use super::shared::{Shared, Stop};
 use crate::message::{Message, QoS};
@@ -182,7 +184,7 @@ impl<M: MessageSink> Connection<M> {
                         // Read again: a shutdown may have begun while the poll waited, and the
                         // event just handled may have been the last acknowledgement it waits for.
                         let stopping = *self.stop.borrow() != Stop::Running;
-                        if stopping && Shared::lock(&self.shared.book).outstanding() == 0 {
+                        if stopping && Shared::lock(&self.shared.core).outstanding() == 0 {
                             *sent = true;
                             let _ = self.shared.sender.try_disconnect();
                         }
@@ -203,7 +205,7 @@ impl<M: MessageSink> Connection<M> {
         self.finish();
     }
 
-    /// Writes the publishes the handles held back ([`Batch`](super::book::Batch)) in one go, once
+    /// Writes the publishes the handles held back (the core's batch) in one go, once
     /// every unwritten publish is among them, as many as the in-flight window allows. Called when
     /// the next poll would wait; when there is nothing to write, the task is about to wait, so it
     /// clears `writer_awake` here, under the book's lock the handles read it under.
@@ -219,19 +221,15 @@ impl<M: MessageSink> Connection<M> {
             YieldOnce(false).await;
         }
         let batch: Vec<_> = {
-            let mut book = Shared::lock(&self.shared.book);
-            let room = match book.batch_ready() {
-                true => self.link.direct_room(),
-                false => None,
-            };
-            let n = room.map_or(0, |room| book.batch.writable(room));
-            if n == 0 {
+            let mut core = Shared::lock(&self.shared.core);
+            let batch = core.take_batch(|| self.link.direct_room());
+            if batch.is_empty() {
                 // The task waits in a poll next: the next publish wakes rumqttc through its
                 // channel, unless it is held behind an unwritten one.
                 self.shared.writer_awake.store(false, Ordering::Relaxed);
                 return Ok(());
             }
-            book.batch.held.drain(..n).collect()
+            batch
         };
         self.link.write_publishes(batch).await
     }
@@ -276,23 +274,18 @@ impl<M: MessageSink> Connection<M> {
             NetEvent::PubRec { pkid, refused } => {
                 if refused.is_some() {
                     self.on_pub_done(pkid, refused);
-                } else if let Some(w) = Shared::lock(&self.shared.book).pubs.inflight.get_mut(&pkid)
-                {
-                    w.received = true;
+                } else {
+                    Shared::lock(&self.shared.core).publish_received(pkid);
                 }
             }
             NetEvent::PubComp { pkid } => self.on_pub_done(pkid, None),
             NetEvent::OutSubscribe { pkid } => {
-                let mut book = Shared::lock(&self.shared.book);
-                match book.subs.queued.pop_front() {
-                    Some(w) => {
-                        book.subs.inflight.insert(pkid, w);
-                    }
-                    None => tracing::warn!(pkid, "SUBSCRIBE sent that nobody waits for"),
+                if !Shared::lock(&self.shared.core).subscribe_written(pkid) {
+                    tracing::warn!(pkid, "SUBSCRIBE sent that nobody waits for");
                 }
             }
             NetEvent::SubAck { pkid, codes } => {
-                let w = Shared::lock(&self.shared.book).subs.inflight.remove(&pkid);
+                let w = Shared::lock(&self.shared.core).subscribe_acked(pkid);
                 if let Some(w) = w {
                     self.retained.on_suback(w.stream.as_ref());
                     let results: Vec<(String, Result<QoS, String>)> = w
@@ -312,16 +305,10 @@ impl<M: MessageSink> Connection<M> {
                 }
             }
             NetEvent::OutUnsubscribe { pkid } => {
-                let mut book = Shared::lock(&self.shared.book);
-                if let Some(w) = book.unsubs.queued.pop_front() {
-                    book.unsubs.inflight.insert(pkid, w);
-                }
+                Shared::lock(&self.shared.core).unsubscribe_written(pkid);
             }
             NetEvent::UnsubAck { pkid } => {
-                let w = Shared::lock(&self.shared.book)
-                    .unsubs
-                    .inflight
-                    .remove(&pkid);
+                let w = Shared::lock(&self.shared.core).unsubscribe_acked(pkid);
                 if let Some(w) = w {
                     self.events.send(Event::Unsubscribe(Unsubscribed {
                         mid: pkid,
@@ -342,37 +329,24 @@ impl<M: MessageSink> Connection<M> {
 
     fn on_out_publish(&mut self, pkid: u16) {
         self.yield_first = true;
-        let mut book = Shared::lock(&self.shared.book);
-        if pkid != 0 && book.pubs.inflight.contains_key(&pkid) {
-            return; // a replay of a publish already in flight (resumed session)
-        }
-        let Some(w) = book.pubs.queued.pop_front() else {
-            tracing::warn!(pkid, "PUBLISH sent that nobody waits for");
-            return;
-        };
-        if w.qos == QoS::AtMostOnce {
-            drop(book);
-            self.shared.counters.published(w.qos);
-            let p = Published { mid: 0, qos: w.qos };
-            self.events.send(Event::Publish(p.clone()));
-            w.finish(Ok(p));
-        } else {
-            book.pubs.inflight.insert(pkid, w);
-            self.shared
-                .counters
-                .meters
-                .inflight
-                .set(book.pubs.inflight.len() as f64);
+        let written = Shared::lock(&self.shared.core).publish_written(pkid);
+        match written {
+            Written::Replay => {} // a replay of a publish already in flight (resumed session)
+            Written::Unknown => tracing::warn!(pkid, "PUBLISH sent that nobody waits for"),
+            Written::Done(w) => {
+                self.shared.counters.published(w.qos);
+                let p = Published { mid: 0, qos: w.qos };
+                self.events.send(Event::Publish(p.clone()));
+                w.finish(Ok(p));
+            }
+            Written::InFlight(n) => self.shared.counters.meters.inflight.set(n as f64),
         }
     }
 
     fn on_pub_done(&mut self, pkid: u16, refused: Option<String>) {
         self.yield_first = true;
-        let (w, left) = {
-            let mut book = Shared::lock(&self.shared.book);
-            (book.pubs.inflight.remove(&pkid), book.pubs.inflight.len())
-        };
-        let Some(w) = w else { return };
+        let done = Shared::lock(&self.shared.core).publish_acked(pkid);
+        let Some((w, left)) = done else { return };
         self.shared.counters.meters.inflight.set(left as f64);
         match refused {
             None => {
@@ -408,11 +382,11 @@ impl<M: MessageSink> Connection<M> {
         };
         let stranded = std::mem::take(&mut self.stranded);
         let pending = {
-            let mut book = Shared::lock(&self.shared.book);
-            let pending = replay::reconcile(stranded, &mut book, subscriptions, connack);
-            book.batch.on = self.link.writes_directly();
+            let mut core = Shared::lock(&self.shared.core);
+            let batching = self.link.writes_directly();
+            let pending = core.connected(stranded, subscriptions, connack, batching);
             let m = &self.shared.counters.meters;
-            m.inflight.set(book.pubs.inflight.len() as f64);
+            m.inflight.set(core.inflight_publishes() as f64);
             pending
         };
         let m = &self.shared.counters.meters;
@@ -452,11 +426,7 @@ impl<M: MessageSink> Connection<M> {
         }
         self.stranded.extend(self.link.take_pending());
         // Held publishes come after everything rumqttc had (they were accepted later).
-        let held = {
-            let mut book = Shared::lock(&self.shared.book);
-            book.batch.on = false;
-            std::mem::take(&mut book.batch.held)
-        };
+        let held = Shared::lock(&self.shared.core).connection_lost();
         let link = &self.link;
         self.stranded
             .extend(held.into_iter().map(|p| link.publish_request(p)));
@@ -533,7 +503,7 @@ impl<M: MessageSink> Connection<M> {
         let was_connected = matches!(self.phase, Phase::Connected { .. });
         self.phase = Phase::Lost;
         self.shared.permits.close();
-        Shared::lock(&self.shared.book).fail_all(&Error::Closed);
+        Shared::lock(&self.shared.core).fail_all(&Error::Closed);
         let m = &self.shared.counters.meters;
         m.inflight.set(0.0);
         m.connected.set(0.0);

@@ -7,14 +7,15 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::{oneshot, watch};
 
-use super::book::{SubWaiter, UnsubWaiter};
+use super::core::packet::{OutPublish, SubCode};
+use super::core::waiters::{SubWaiter, UnsubWaiter};
 use super::events::{ConnectionState, Status};
-use super::link::{self, OutPublish};
 use super::publish::Publish;
 use super::registry::Holder;
 use super::shared::{Inner, Shared, Stop};
+use super::slot::Slot;
 use super::stats::Stats;
-use super::stream::{self, MessageStream};
+use super::stream::MessageStream;
 use crate::config::Protocol;
 use crate::message::{Message, Properties, QoS};
 use crate::topic::validate_filter;
@@ -308,7 +309,7 @@ impl Mqtt {
             }
             was
         });
-        if Shared::lock(&shared.book).outstanding() == 0 {
+        if Shared::lock(&shared.core).outstanding() == 0 {
             let _ = shared.sender.try_disconnect();
         }
         let sender = shared.sender.clone();
@@ -326,10 +327,7 @@ impl Mqtt {
         }
     }
 
-    async fn send_subscribe(
-        &self,
-        filters: Vec<(String, QoS)>,
-    ) -> Result<Vec<link::SubCode>, Error> {
+    async fn send_subscribe(&self, filters: Vec<(String, QoS)>) -> Result<Vec<SubCode>, Error> {
         self.send_subscribe_for(filters, None).await
     }
 
@@ -337,22 +335,20 @@ impl Mqtt {
     async fn send_subscribe_for(
         &self,
         filters: Vec<(String, QoS)>,
-        stream: Option<std::sync::Weak<stream::Slot>>,
-    ) -> Result<Vec<link::SubCode>, Error> {
+        stream: Option<std::sync::Weak<Slot>>,
+    ) -> Result<Vec<SubCode>, Error> {
         let shared = self.shared();
         let permit = shared.permit().await?;
         let (tx, rx) = oneshot::channel();
-        {
-            let mut book = Shared::lock(&shared.book);
-            shared.sender.try_subscribe(&filters)?;
-            book.subs.queued.push_back(SubWaiter {
-                filters,
-                reply: Some(tx),
-                attached: Vec::new(),
-                stream,
-                _permit: Some(permit),
-            });
-        }
+        let waiter = SubWaiter {
+            filters,
+            reply: Some(tx),
+            attached: Vec::new(),
+            stream,
+            _permit: Some(permit),
+        };
+        Shared::lock(&shared.core)
+            .request_subscribe(waiter, |w| shared.sender.try_subscribe(&w.filters))?;
         rx.await.map_err(|_| Error::Closed)?
     }
 
@@ -360,15 +356,13 @@ impl Mqtt {
         let shared = self.shared();
         let permit = shared.permit().await?;
         let (tx, rx) = oneshot::channel();
-        {
-            let mut book = Shared::lock(&shared.book);
-            shared.sender.try_unsubscribe(filter)?;
-            book.unsubs.queued.push_back(UnsubWaiter {
-                filters: vec![filter.to_string()],
-                reply: Some(tx),
-                _permit: Some(permit),
-            });
-        }
+        let waiter = UnsubWaiter {
+            filters: vec![filter.to_string()],
+            reply: Some(tx),
+            _permit: Some(permit),
+        };
+        Shared::lock(&shared.core)
+            .request_unsubscribe(waiter, |_| shared.sender.try_unsubscribe(filter))?;
         rx.await.map_err(|_| Error::Closed)?
     }
 
@@ -425,7 +419,7 @@ impl Mqtt {
     }
 
     /// Releases a stream's hold on its filter (from `MessageStream::drop`).
-    pub(crate) fn release_stream(&self, slot: &std::sync::Weak<stream::Slot>, filter: &str) {
+    pub(crate) fn release_stream(&self, slot: &std::sync::Weak<Slot>, filter: &str) {
         let shared = self.shared();
         shared
             .streams

@@ -14,10 +14,10 @@
 //! and TCP backpressure reaches the broker. A stream ([`Mqtt::stream`]) that is not read fast enough
 //! skips messages (counted in [`Stats::stream_dropped`]) instead of slowing anyone.
 
-pub(crate) mod book;
 pub(crate) mod callbacks;
 pub(crate) mod claim;
 pub(crate) mod connection;
+pub(crate) mod core;
 pub(crate) mod deadlines;
 pub(crate) mod events;
 mod failover;
@@ -28,9 +28,9 @@ pub(crate) mod meters;
 pub(crate) mod outbox;
 pub(crate) mod publish;
 pub(crate) mod registry;
-mod replay;
 mod retained;
 pub(crate) mod shared;
+pub(crate) mod slot;
 pub(crate) mod stats;
 pub(crate) mod stream;
 #[cfg(feature = "tls")]

@@ -8,11 +8,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::{oneshot, OwnedSemaphorePermit, TryAcquireError};
 
-use super::book::{PubReply, PubWaiter};
-use super::deadlines::{self, Deadline};
+use super::core::deadlines::Deadline;
+use super::core::packet::OutPublish;
+use super::core::waiters::{PubReply, PubWaiter};
 use super::events::{Published, Status};
 use super::handle::Mqtt;
-use super::link::OutPublish;
 use super::shared::{Shared, Stop};
 use crate::config::Protocol;
 use crate::message::{Properties, QoS};
@@ -257,22 +257,21 @@ fn push(
         return Err(Error::Closed);
     }
     let qos = msg.qos;
-    let mut book = Shared::lock(&shared.book);
-    if book.holds(shared.writer_awake.load(Ordering::Relaxed)) {
-        book.batch.held.push_back(msg); // written with others by the connection task
-    } else {
-        shared.sender.try_publish(msg)?;
-    }
-    if let Some(d) = deadline {
-        deadlines::added(&mut book, d, &shared.deadlines);
-    }
-    book.pubs.queued.push_back(PubWaiter {
+    let waiter = PubWaiter {
         reply,
         qos,
         received: false,
         deadline,
         _permit: Some(permit),
-    });
+    };
+    let writer_awake = shared.writer_awake.load(Ordering::Relaxed);
+    let wake = Shared::lock(&shared.core).request_publish(msg, waiter, writer_awake, |msg| {
+        shared.sender.try_publish(msg)
+    })?;
+    if wake {
+        // Stores a wake-up when the watcher is not waiting yet: none is lost.
+        shared.deadlines.notify_one();
+    }
     Ok(())
 }
 

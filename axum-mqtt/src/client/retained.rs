@@ -10,7 +10,7 @@
 
 use std::sync::{Arc, Weak};
 
-use super::stream::Slot;
+use super::slot::Slot;
 use crate::message::Message;
 
 #[derive(Default)]

@@ -5,13 +5,13 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use tokio::sync::{watch, Semaphore};
 
-use super::book::Book;
 use super::claim::ClientIdClaim;
+use super::core::Core;
 use super::events::ConnectionState;
 use super::link::Sender;
 use super::registry::Registry;
+use super::slot::Slot;
 use super::stats::Counters;
-use super::stream;
 use crate::config::MqttConfig;
 use crate::message::QoS;
 use crate::Error;
@@ -31,12 +31,13 @@ pub(crate) struct Shared {
     pub config: MqttConfig,
     pub sender: Sender,
     pub permits: Arc<Semaphore>,
-    pub book: Mutex<Book>,
+    /// The protocol core: the ack book, the batch, the deadlines, the replay.
+    pub core: Mutex<Core>,
     /// Wakes the deadline watcher (`deadlines.rs`) for a publish due before it would wake.
     pub deadlines: Arc<tokio::sync::Notify>,
     pub registry: Mutex<Registry>,
     pub state: watch::Sender<ConnectionState>,
-    pub streams: RwLock<Vec<Arc<stream::Slot>>>,
+    pub streams: RwLock<Vec<Arc<Slot>>>,
     pub counters: Counters,
     pub stop: watch::Sender<Stop>,
     /// Patterns of routes that acknowledge after handling; empty when rumqttc acks by itself.

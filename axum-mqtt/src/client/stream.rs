@@ -9,32 +9,10 @@ use futures_util::Stream;
 use tokio::sync::mpsc;
 
 use super::handle::Mqtt;
-use super::stats::Counters;
+use super::slot::Slot;
 use crate::message::Message;
 use crate::topic::TopicPattern;
 use crate::Error;
-
-/// The dispatcher's end of a stream.
-pub(crate) struct Slot {
-    pattern: TopicPattern,
-    tx: mpsc::Sender<Message>,
-    dropped: Arc<AtomicU64>,
-}
-
-impl Slot {
-    /// True when this stream's filter matches `topic`.
-    pub fn wants(&self, topic: &str) -> bool {
-        self.pattern.matches(topic).is_some()
-    }
-
-    /// Offers a message if the topic matches; never waits.
-    pub fn offer(&self, msg: &Message, counters: &Counters) {
-        if self.pattern.matches(msg.topic()).is_some() && self.tx.try_send(msg.clone()).is_err() {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
-            counters.stream_dropped();
-        }
-    }
-}
 
 /// Messages matching one filter; see [`Mqtt::stream`]. Dropping it releases the subscription.
 pub struct MessageStream {

@@ -18,8 +18,8 @@ use bytes::Bytes;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 use super::dead_letter_topic::DeadLetterTopic;
+use crate::client::core::packet::OutPublish;
 use crate::client::events::Published;
-use crate::client::link::OutPublish;
 use crate::client::meters::RouteMeters;
 use crate::client::publish;
 use crate::client::shared::Shared;

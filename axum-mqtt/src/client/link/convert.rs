@@ -6,6 +6,7 @@ use rumqttc::v5 as r5;
 use rumqttc::v5::mqttbytes::v5 as p5;
 
 use super::{LinkError, NetEvent};
+use crate::client::core::packet::OutPublish;
 use crate::message::{Message, Properties, QoS};
 
 pub(super) fn v4_qos(q: QoS) -> rumqttc::QoS {
@@ -178,7 +179,7 @@ pub(super) fn v5_event(e: r5::Event) -> NetEvent {
 }
 
 /// A publish as rumqttc 3.1.1's request (the topic was validated, no properties on 3.1.1).
-pub(super) fn v4_publish(p: super::OutPublish) -> rumqttc::Request {
+pub(super) fn v4_publish(p: OutPublish) -> rumqttc::Request {
     let mut publish = rumqttc::Publish::from_bytes(p.topic, v4_qos(p.qos), p.payload);
     publish.retain = p.retain;
     rumqttc::Request::Publish(publish)

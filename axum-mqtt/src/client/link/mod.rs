@@ -11,15 +11,13 @@ use rumqttc::v5::mqttbytes::v5 as p5;
 mod convert;
 
 use self::convert::{v4_error, v4_event, v4_publish, v4_qos, v5_error, v5_event, v5_props, v5_qos};
-use super::replay::{Outgoing, Replayable, ReqKind};
+use super::core::packet::{OutPublish, SubCode};
+use super::core::replay::{Outgoing, Replayable, ReqKind};
 #[cfg(not(feature = "websocket"))]
 use crate::config::NO_WEBSOCKET;
 use crate::config::{BrokerAddr, MqttConfig, Protocol, Transport};
-use crate::message::{Message, Properties, QoS};
+use crate::message::{Message, QoS};
 use crate::Error;
-
-/// One acknowledgement code of a SUBACK: the granted QoS or why the broker refused.
-pub(crate) type SubCode = Result<QoS, String>;
 
 /// What the connection task learns from one `poll`.
 #[derive(Debug)]
@@ -109,16 +107,6 @@ impl Replayable for Req {
             _ => {}
         }
     }
-}
-
-/// An outgoing publish, before it is turned into a version's packet.
-#[derive(Debug, Clone)]
-pub(crate) struct OutPublish {
-    pub topic: String,
-    pub payload: Bytes,
-    pub qos: QoS,
-    pub retain: bool,
-    pub properties: Option<Properties>,
 }
 
 /// The sending half, held by every handle.

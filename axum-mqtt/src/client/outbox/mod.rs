@@ -27,9 +27,9 @@ use std::time::Duration;
 
 use tokio::sync::{oneshot, Notify};
 
-use super::book::PubReply;
+use super::core::packet::OutPublish;
+use super::core::waiters::PubReply;
 use super::events::{Published, Status};
-use super::link::OutPublish;
 use super::meters::OutboxMeters;
 use super::shared::Shared;
 use crate::config::OutboxConfig;

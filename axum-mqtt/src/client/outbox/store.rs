@@ -11,7 +11,7 @@ use base64::Engine as _;
 use bytes::Bytes;
 use rusqlite::{params, Connection, OptionalExtension};
 
-use crate::client::link::OutPublish;
+use crate::client::core::packet::OutPublish;
 use crate::message::{Properties, QoS};
 use crate::Error;
 
