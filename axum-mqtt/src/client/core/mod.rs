@@ -17,11 +17,14 @@
 //! the callers of the not-yet-written requests of that kind, and each caller is answered once.
 //! `sequences.rs` checks it over generated event sequences, without a socket.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use tokio::time::Instant;
 
 use crate::error::Error;
 use crate::message::QoS;
 
+mod book;
 pub(crate) mod deadlines;
 pub(crate) mod packet;
 pub(crate) mod replay;
@@ -30,59 +33,18 @@ pub(crate) mod waiters;
 #[cfg(test)]
 mod sequences;
 
+use book::Book;
+use deadlines::Deadline;
 use packet::OutPublish;
 use replay::{Connack, Outgoing, Replayable};
 use waiters::{PubWaiter, SubWaiter, UnsubWaiter};
 
-/// Waiters queued (not yet written) and in flight (written, keyed by packet id), per kind.
-struct Queue<W> {
-    queued: VecDeque<W>,
-    inflight: HashMap<u16, W>,
-}
-
-impl<W> Default for Queue<W> {
-    fn default() -> Self {
-        Queue {
-            queued: VecDeque::new(),
-            inflight: HashMap::new(),
-        }
-    }
-}
-
-impl<W> Queue<W> {
-    /// Puts waiters back at the front, keeping their order.
-    fn requeue_front(&mut self, front: Vec<W>) {
-        for w in front.into_iter().rev() {
-            self.queued.push_front(w);
-        }
-    }
-
-    /// Takes the in-flight waiters, in packet id order.
-    fn take_inflight(&mut self) -> Vec<W> {
-        let mut all: Vec<(u16, W)> = self.inflight.drain().collect();
-        all.sort_by_key(|(pkid, _)| *pkid);
-        all.into_iter().map(|(_, w)| w).collect()
-    }
-
-    fn drain_all(&mut self) -> Vec<W> {
-        let mut out: Vec<W> = self.queued.drain(..).collect();
-        out.extend(self.inflight.drain().map(|(_, w)| w));
-        out
-    }
-
-    fn len(&self) -> usize {
-        self.queued.len() + self.inflight.len()
-    }
-}
-
 /// The protocol state of one client (see the module docs).
 #[derive(Default)]
 pub(crate) struct Core {
-    pubs: Queue<PubWaiter>,
-    subs: Queue<SubWaiter>,
-    unsubs: Queue<UnsubWaiter>,
+    book: Book,
     /// The earliest publish deadline the deadline watcher knows of (it sleeps until then).
-    next_deadline: Option<tokio::time::Instant>,
+    next_deadline: Option<Instant>,
     /// Publishes held back for one write together (see [`Batch`]).
     batch: Batch,
 }
@@ -118,7 +80,7 @@ impl Core {
             send(msg)?;
         }
         let wake = waiter.deadline.is_some_and(|d| self.deadline_added(d));
-        self.pubs.queued.push_back(waiter);
+        self.book.pubs.queued.push_back(waiter);
         Ok(wake)
     }
 
@@ -129,7 +91,7 @@ impl Core {
         send: impl FnOnce(&SubWaiter) -> Result<(), Error>,
     ) -> Result<(), Error> {
         send(&waiter)?;
-        self.subs.queued.push_back(waiter);
+        self.book.subs.queued.push_back(waiter);
         Ok(())
     }
 
@@ -140,7 +102,7 @@ impl Core {
         send: impl FnOnce(&UnsubWaiter) -> Result<(), Error>,
     ) -> Result<(), Error> {
         send(&waiter)?;
-        self.unsubs.queued.push_back(waiter);
+        self.book.unsubs.queued.push_back(waiter);
         Ok(())
     }
 
@@ -148,34 +110,34 @@ impl Core {
 
     /// A PUBLISH with `pkid` was written.
     pub(crate) fn publish_written(&mut self, pkid: u16) -> Written {
-        if pkid != 0 && self.pubs.inflight.contains_key(&pkid) {
+        if pkid != 0 && self.book.pubs.inflight.contains_key(&pkid) {
             return Written::Replay;
         }
-        let Some(w) = self.pubs.queued.pop_front() else {
+        let Some(w) = self.book.pubs.queued.pop_front() else {
             return Written::Unknown;
         };
         if w.qos == QoS::AtMostOnce {
             return Written::Done(w);
         }
-        self.pubs.inflight.insert(pkid, w);
-        Written::InFlight(self.pubs.inflight.len())
+        self.book.pubs.inflight.insert(pkid, w);
+        Written::InFlight(self.book.pubs.inflight.len())
     }
 
     /// A SUBSCRIBE with `pkid` was written; false when nobody waits for it.
     pub(crate) fn subscribe_written(&mut self, pkid: u16) -> bool {
-        let Some(w) = self.subs.queued.pop_front() else {
+        let Some(w) = self.book.subs.queued.pop_front() else {
             return false;
         };
-        self.subs.inflight.insert(pkid, w);
+        self.book.subs.inflight.insert(pkid, w);
         true
     }
 
     /// An UNSUBSCRIBE with `pkid` was written; false when nobody waits for it.
     pub(crate) fn unsubscribe_written(&mut self, pkid: u16) -> bool {
-        let Some(w) = self.unsubs.queued.pop_front() else {
+        let Some(w) = self.book.unsubs.queued.pop_front() else {
             return false;
         };
-        self.unsubs.inflight.insert(pkid, w);
+        self.book.unsubs.inflight.insert(pkid, w);
         true
     }
 
@@ -184,25 +146,25 @@ impl Core {
     /// PUBACK, PUBCOMP, or a refusing PUBREC for `pkid`: the caller to answer, and how many
     /// publishes are still in flight.
     pub(crate) fn publish_acked(&mut self, pkid: u16) -> Option<(PubWaiter, usize)> {
-        let w = self.pubs.inflight.remove(&pkid)?;
-        Some((w, self.pubs.inflight.len()))
+        let w = self.book.pubs.inflight.remove(&pkid)?;
+        Some((w, self.book.pubs.inflight.len()))
     }
 
     /// PUBREC for `pkid` (QoS 2): the broker has the message.
     pub(crate) fn publish_received(&mut self, pkid: u16) {
-        if let Some(w) = self.pubs.inflight.get_mut(&pkid) {
+        if let Some(w) = self.book.pubs.inflight.get_mut(&pkid) {
             w.received = true;
         }
     }
 
     /// SUBACK for `pkid`: the caller to answer.
     pub(crate) fn subscribe_acked(&mut self, pkid: u16) -> Option<SubWaiter> {
-        self.subs.inflight.remove(&pkid)
+        self.book.subs.inflight.remove(&pkid)
     }
 
     /// UNSUBACK for `pkid`: the caller to answer.
     pub(crate) fn unsubscribe_acked(&mut self, pkid: u16) -> Option<UnsubWaiter> {
-        self.unsubs.inflight.remove(&pkid)
+        self.book.unsubs.inflight.remove(&pkid)
     }
 
     // --- the batch (an MQTT 3.1.1 link writes held publishes itself) ---
@@ -213,7 +175,7 @@ impl Core {
     /// it looks at the batch before it waits in a poll again). Otherwise the publish goes through
     /// the channel, which wakes rumqttc.
     fn holds(&self, writer_awake: bool) -> bool {
-        self.batch.on && (writer_awake || !self.pubs.queued.is_empty())
+        self.batch.on && (writer_awake || !self.book.pubs.queued.is_empty())
     }
 
     /// Whether the batch may be written now: it holds something and every unwritten publish is
@@ -221,7 +183,7 @@ impl Core {
     fn batch_ready(&self) -> bool {
         self.batch.on
             && !self.batch.held.is_empty()
-            && self.pubs.queued.len() == self.batch.held.len()
+            && self.book.pubs.queued.len() == self.batch.held.len()
     }
 
     /// The held publishes to write now, from the front: as many as fit in the in-flight `room`
@@ -253,7 +215,7 @@ impl Core {
         connack: Connack,
         batching: bool,
     ) -> Vec<Outgoing<R>> {
-        let out = replay::reconcile(stranded, self, subscriptions, connack);
+        let out = replay::reconcile(stranded, &mut self.book, subscriptions, connack);
         self.batch.on = batching;
         out
     }
@@ -261,27 +223,47 @@ impl Core {
     /// Fails every waiter (shutdown).
     pub(crate) fn fail_all(&mut self, e: &Error) {
         self.batch.held.clear();
-        for w in self.pubs.drain_all() {
+        for w in self.book.pubs.drain_all() {
             w.finish(Err(e.clone()));
         }
-        for w in self.subs.drain_all() {
+        for w in self.book.subs.drain_all() {
             w.finish(Err(e.clone()));
         }
-        for w in self.unsubs.drain_all() {
+        for w in self.book.unsubs.drain_all() {
             w.finish(Err(e.clone()));
         }
+    }
+
+    // --- deadlines ---
+
+    /// Notes a waiter with `deadline`; true when the watcher must be woken because it sleeps
+    /// past that deadline (or not at all).
+    fn deadline_added(&mut self, deadline: Deadline) -> bool {
+        let earlier = self.next_deadline.is_none_or(|next| deadline.at < next);
+        if earlier {
+            self.next_deadline = Some(deadline.at);
+        }
+        earlier
+    }
+
+    /// The deadline event: answers every publish waiter whose deadline is past `now` with
+    /// [`Error::Timeout`] (their entries stay, so packet ids still match callers in order) and
+    /// returns the earliest deadline left, which the watcher sleeps until.
+    pub(crate) fn expire(&mut self, now: Instant) -> Option<Instant> {
+        self.next_deadline = self.book.expire(now);
+        self.next_deadline
     }
 
     // --- figures ---
 
     /// Requests still waiting for the broker.
     pub(crate) fn outstanding(&self) -> usize {
-        self.pubs.len() + self.subs.len() + self.unsubs.len()
+        self.book.outstanding()
     }
 
     /// QoS 1/2 publishes written and not yet acknowledged.
     pub(crate) fn inflight_publishes(&self) -> usize {
-        self.pubs.inflight.len()
+        self.book.pubs.inflight.len()
     }
 }
 
@@ -321,6 +303,8 @@ impl Batch {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     fn waiter() -> PubWaiter {
@@ -346,7 +330,7 @@ mod tests {
     #[test]
     fn held_behind_an_unwritten_publish_or_while_the_task_is_awake_and_written_when_all_are_held() {
         let mut core = Core::default();
-        core.pubs.queued.push_back(waiter());
+        core.book.pubs.queued.push_back(waiter());
         assert!(
             !core.holds(false),
             "batching off (MQTT 5, or not connected)"
@@ -358,12 +342,12 @@ mod tests {
             "behind the unwritten one in rumqttc's channel"
         );
         core.batch.held.push_back(publish(1));
-        core.pubs.queued.push_back(waiter());
+        core.book.pubs.queued.push_back(waiter());
         assert!(!core.batch_ready(), "the one in the channel goes first");
-        core.pubs.queued.pop_front(); // its write was seen
+        core.book.pubs.queued.pop_front(); // its write was seen
         assert!(core.batch_ready());
         core.batch.held.clear();
-        core.pubs.queued.clear();
+        core.book.pubs.queued.clear();
         assert!(
             !core.holds(false),
             "nothing unwritten, the task waits: the next one wakes rumqttc"
@@ -374,9 +358,9 @@ mod tests {
         );
         assert!(!core.batch_ready());
         core.batch.held.push_back(publish(2));
-        core.pubs.queued.push_back(waiter());
+        core.book.pubs.queued.push_back(waiter());
         core.fail_all(&Error::Closed);
-        assert!(core.batch.held.is_empty() && core.pubs.queued.is_empty());
+        assert!(core.batch.held.is_empty() && core.book.pubs.queued.is_empty());
     }
 
     #[test]
@@ -406,5 +390,80 @@ mod tests {
         );
         assert_eq!(batch.writable(3), 6);
         assert_eq!(Batch::default().writable(5), 0);
+    }
+
+    fn deadline_waiter(
+        deadline: Option<Deadline>,
+    ) -> (
+        PubWaiter,
+        tokio::sync::oneshot::Receiver<Result<crate::client::events::Published, Error>>,
+    ) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let w = PubWaiter {
+            reply: Some(tx),
+            qos: QoS::AtLeastOnce,
+            received: false,
+            deadline,
+            _permit: None,
+        };
+        (w, rx)
+    }
+
+    #[tokio::test]
+    async fn only_waiters_past_their_deadline_are_answered_and_the_earliest_left_is_kept() {
+        let now = Instant::now();
+        let at = |ms| Deadline {
+            at: now + Duration::from_millis(ms),
+            after: Duration::from_millis(ms),
+        };
+        let mut core = Core::default();
+        let (early, mut early_rx) = deadline_waiter(Some(at(10)));
+        let (late, mut late_rx) = deadline_waiter(Some(at(30)));
+        let (never, mut never_rx) = deadline_waiter(None);
+        let (flying, mut flying_rx) = deadline_waiter(Some(at(20)));
+        core.book.pubs.queued.extend([early, late, never]);
+        core.book.pubs.inflight.insert(7, flying);
+
+        assert_eq!(core.expire(now), Some(now + Duration::from_millis(10)));
+        assert!(early_rx.try_recv().is_err(), "nothing is due yet");
+
+        let next = core.expire(now + Duration::from_millis(25));
+        assert_eq!(next, Some(now + Duration::from_millis(30)));
+        assert_eq!(core.next_deadline, next);
+        assert!(matches!(early_rx.try_recv(), Ok(Err(Error::Timeout(d))) if d.as_millis() == 10));
+        assert!(matches!(flying_rx.try_recv(), Ok(Err(Error::Timeout(d))) if d.as_millis() == 20));
+        assert!(late_rx.try_recv().is_err());
+        assert!(never_rx.try_recv().is_err());
+        // The entries stay, so packet ids still match callers in order.
+        assert_eq!(core.book.pubs.len(), 4);
+
+        // A caller that gave up (dropped its receiver) no longer holds the watcher's attention.
+        drop(late_rx);
+        assert_eq!(core.expire(now + Duration::from_millis(26)), None);
+        assert!(never_rx.try_recv().is_err());
+    }
+
+    #[test]
+    fn only_an_earlier_deadline_wakes_the_watcher() {
+        let mut core = Core::default();
+        let d = Deadline::after(Duration::from_secs(10)).unwrap();
+        assert!(
+            core.deadline_added(d),
+            "the first deadline wakes an idle watcher"
+        );
+        assert_eq!(core.next_deadline, Some(d.at));
+        let later = Deadline {
+            at: d.at + Duration::from_secs(1),
+            ..d
+        };
+        assert!(!core.deadline_added(later), "a later deadline does not");
+        assert_eq!(core.next_deadline, Some(d.at));
+        let earlier = Deadline {
+            at: d.at - Duration::from_secs(1),
+            ..d
+        };
+        assert!(core.deadline_added(earlier));
+        assert_eq!(core.next_deadline, Some(earlier.at));
+        assert!(Deadline::after(Duration::MAX).is_none());
     }
 }

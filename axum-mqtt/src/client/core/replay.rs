@@ -3,7 +3,7 @@
 //! When a connection is lost, rumqttc moves the lost connection's in-flight publishes and every
 //! request still in its channel into its replay queue; the connection task takes that queue
 //! ("stranded" requests). On the next CONNACK, [`reconcile`] decides, request by request, what goes
-//! out again and keeps the ack [`Core`] in step with it, so every caller is still answered by the
+//! out again and keeps the ack [`Book`] in step with it, so every caller is still answered by the
 //! ack of its own request:
 //!
 //! * **Fresh session** (the broker forgot us) or the **first connect**: one SUBSCRIBE restores every
@@ -21,8 +21,8 @@
 //!
 //! Requests are generic ([`Replayable`]) so the tables in the tests run without rumqttc or a broker.
 
+use super::book::Book;
 use super::waiters::SubWaiter;
-use super::Core;
 use crate::error::Error;
 use crate::message::QoS;
 
@@ -74,7 +74,7 @@ pub(crate) enum Outgoing<R> {
 /// Waiters that can no longer be answered by the broker are answered here.
 pub(super) fn reconcile<R: Replayable>(
     stranded: Vec<R>,
-    book: &mut Core,
+    book: &mut Book,
     subscriptions: Vec<(String, QoS)>,
     connack: Connack,
 ) -> Vec<Outgoing<R>> {

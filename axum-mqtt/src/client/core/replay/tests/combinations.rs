@@ -69,7 +69,7 @@ fn cases() -> impl Iterator<Item = Case> {
 
 /// The book and the stranded requests of one case, with the callers' receivers.
 struct Setup {
-    book: Core,
+    book: Book,
     stranded: Vec<R>,
     pub_rxs: Vec<PubRx>,
     sub_rx: Option<SubRx>,
@@ -78,7 +78,7 @@ struct Setup {
 
 fn setup(case: &Case) -> Setup {
     let mut s = Setup {
-        book: Core::default(),
+        book: Book::default(),
         stranded: Vec::new(),
         pub_rxs: Vec::new(),
         sub_rx: None,

@@ -181,7 +181,7 @@ fn publishes() {
         (RESUMED, Q2, ReceivedOnly,   vec![], Waiting, InBook::InFlight),
     ];
     for (i, (connack, qos, at, want_out, want_answer, want_book)) in table.into_iter().enumerate() {
-        let mut book = Core::default();
+        let mut book = Book::default();
         let received = matches!(
             at,
             PubAt::PubRelStranded | PubAt::ReceivedOnly | PubAt::ReceivedPubStranded
@@ -253,7 +253,7 @@ fn subscribes() {
     ];
     for (i, (connack, at, _, want_out)) in table.into_iter().enumerate() {
         let ctx = format!("row {i}: {connack:?} {at:?}");
-        let mut book = Core::default();
+        let mut book = Book::default();
         let (w, mut rx) = sub_waiter("a");
         let stranded = match at {
             Queued => {
@@ -299,7 +299,7 @@ fn subscribes() {
 #[test]
 fn subscribe_caught_by_a_disconnect_after_its_unsubscribe_is_refused() {
     for at in [ReqAt::Queued, ReqAt::InFlight] {
-        let mut book = Core::default();
+        let mut book = Book::default();
         let (w, mut rx) = sub_waiter("a");
         let stranded = match at {
             ReqAt::Queued => {
@@ -338,7 +338,7 @@ fn unsubscribes() {
     ];
     for (i, (connack, at, want_out, want_answer)) in table.into_iter().enumerate() {
         let ctx = format!("row {i}: {connack:?} {at:?}");
-        let mut book = Core::default();
+        let mut book = Book::default();
         let (w, mut rx) = unsub_waiter("a");
         let stranded = match at {
             Queued => {
@@ -367,7 +367,7 @@ fn unsubscribes() {
 #[test]
 fn acks_of_incoming_messages_and_other_requests() {
     let stranded = || vec![R::InAck(9), R::Ping];
-    let mut book = Core::default();
+    let mut book = Book::default();
     let out = reconcile(stranded(), &mut book, Vec::new(), FRESH);
     assert_eq!(
         out,
@@ -383,7 +383,7 @@ fn acks_of_incoming_messages_and_other_requests() {
 
 #[test]
 fn restore_goes_first_and_order_is_kept() {
-    let mut book = Core::default();
+    let mut book = Book::default();
     let mut rxs = Vec::new();
     for _ in 0..3 {
         let (w, rx) = pub_waiter(QoS::AtLeastOnce, false);
