@@ -9,8 +9,10 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use axum_mqtt_broker::EmbeddedBroker;
 use bytes::Bytes;
 use common::*;
 use rumqttc::v5::mqttbytes::v5::{
@@ -23,13 +25,15 @@ use rumqttc::v5::mqttbytes::QoS;
 const CLIENTS: usize = 6;
 const ROUNDS: usize = 12;
 
-/// Runs `f(client index)` for [`CLIENTS`] clients at once.
-async fn each_client<F, Fut>(f: F)
+/// Runs `f(broker, client index)` for [`CLIENTS`] clients at once.
+async fn each_client<F, Fut>(b: &Arc<EmbeddedBroker>, f: F)
 where
-    F: Fn(usize) -> Fut,
+    F: Fn(Arc<EmbeddedBroker>, usize) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
-    let tasks: Vec<_> = (0..CLIENTS).map(|i| tokio::spawn(f(i))).collect();
+    let tasks: Vec<_> = (0..CLIENTS)
+        .map(|i| tokio::spawn(f(b.clone(), i)))
+        .collect();
     for t in tasks {
         t.await.expect("client task");
     }
@@ -69,41 +73,33 @@ async fn suback5(c: &mut Raw5) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_reconnects_at_once_is_never_refused() {
-    let b = std::sync::Arc::new(broker());
+    let b = Arc::new(broker());
     for via in [Via::Tcp, Via::Ws] {
-        let b5 = b.clone();
-        each_client(move |_| {
-            let b = b5.clone();
-            async move {
-                let id = unique("again5");
-                for round in 0..ROUNDS {
-                    let wire = Wire::open(&b, via).await;
-                    let (mut c, ack) = Raw5::connect_on(wire, Raw5::clean(&id), None).await;
-                    assert_eq!(
-                        ack.code,
-                        ConnectReturnCode::Success,
-                        "{via:?} MQTT 5 round {round}"
-                    );
-                    c.send(bye()).await;
-                }
+        each_client(&b, move |b, _| async move {
+            let id = unique("again5");
+            for round in 0..ROUNDS {
+                let wire = Wire::open(&b, via).await;
+                let (mut c, ack) = Raw5::connect_on(wire, Raw5::clean(&id), None).await;
+                assert_eq!(
+                    ack.code,
+                    ConnectReturnCode::Success,
+                    "{via:?} MQTT 5 round {round}"
+                );
+                c.send(bye()).await;
             }
         })
         .await;
-        let b4 = b.clone();
-        each_client(move |_| {
-            let b = b4.clone();
-            async move {
-                let id = unique("again4");
-                for round in 0..ROUNDS {
-                    let wire = Wire::open(&b, via).await;
-                    let (mut c, ack) = Raw4::connect_on(wire, &id, true, None).await;
-                    assert_eq!(
-                        ack.code,
-                        rumqttc::ConnectReturnCode::Success,
-                        "{via:?} 3.1.1 round {round}"
-                    );
-                    c.send(rumqttc::Packet::Disconnect).await;
-                }
+        each_client(&b, move |b, _| async move {
+            let id = unique("again4");
+            for round in 0..ROUNDS {
+                let wire = Wire::open(&b, via).await;
+                let (mut c, ack) = Raw4::connect_on(wire, &id, true, None).await;
+                assert_eq!(
+                    ack.code,
+                    rumqttc::ConnectReturnCode::Success,
+                    "{via:?} 3.1.1 round {round}"
+                );
+                c.send(rumqttc::Packet::Disconnect).await;
             }
         })
         .await;
@@ -112,11 +108,9 @@ async fn a_client_that_reconnects_at_once_is_never_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_its_disconnect_ended_is_not_resumed_by_a_reconnect_at_once() {
-    let b = std::sync::Arc::new(broker());
+    let b = Arc::new(broker());
     for via in [Via::Tcp, Via::Ws] {
-        let b5 = b.clone();
-        each_client(move |_| {
-            let b = b5.clone();
+        each_client(&b, move |b, _| {
             async move {
                 let id = unique("ended5");
                 // Round 0 starts clean; every later connect asks to resume (clean start 0) and
@@ -169,9 +163,7 @@ async fn a_session_its_disconnect_ended_is_not_resumed_by_a_reconnect_at_once() 
             }
         })
         .await;
-        let b4 = b.clone();
-        each_client(move |_| {
-            let b = b4.clone();
+        each_client(&b, move |b, _| {
             async move {
                 let id = unique("ended4");
                 for round in 0..ROUNDS {
@@ -202,17 +194,15 @@ async fn a_session_its_disconnect_ended_is_not_resumed_by_a_reconnect_at_once() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_will_suppressed_by_disconnect_stays_suppressed_when_the_client_reconnects_at_once() {
-    let b = std::sync::Arc::new(broker());
+    let b = Arc::new(broker());
     let tag = unique("will");
     let (mut watcher, _) =
         Raw5::connect(b.tcp_addr(), Raw5::clean(&format!("{tag}-watcher"))).await;
     watcher.send(subscribe(&format!("{tag}/#"))).await;
     suback5(&mut watcher).await;
     for via in [Via::Tcp, Via::Ws] {
-        let bv = b.clone();
         let tag = tag.clone();
-        each_client(move |i| {
-            let b = bv.clone();
+        each_client(&b, move |b, i| {
             let tag = tag.clone();
             async move {
                 let id = unique("will5");
