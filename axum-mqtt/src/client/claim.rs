@@ -3,7 +3,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
-use super::shared::Shared;
+use super::lock::lock;
 use crate::config::MqttConfig;
 use crate::Error;
 
@@ -22,7 +22,7 @@ impl ClientIdClaim {
             .iter()
             .map(|b| format!("{b}/{client_id}"))
             .collect();
-        let mut ids = Shared::lock(&CLIENT_IDS);
+        let mut ids = lock(&CLIENT_IDS);
         if keys.iter().any(|k| ids.contains(k)) {
             return Err(config
                 .error(
@@ -39,7 +39,7 @@ impl ClientIdClaim {
 
     pub fn release(&self) {
         if !self.1.swap(true, Ordering::SeqCst) {
-            Shared::lock(&CLIENT_IDS).retain(|k| !self.0.contains(k));
+            lock(&CLIENT_IDS).retain(|k| !self.0.contains(k));
         }
     }
 }

@@ -23,6 +23,7 @@ pub(crate) mod events;
 mod failover;
 pub(crate) mod handle;
 pub(crate) mod link;
+mod lock;
 pub(crate) mod meters;
 #[cfg(feature = "outbox")]
 pub(crate) mod outbox;

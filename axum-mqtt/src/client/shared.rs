@@ -102,10 +102,9 @@ impl Shared {
             .map_err(|_| Error::Closed)
     }
 
-    /// Locks a mutex, recovering from a panic elsewhere (the data stays consistent: every critical
-    /// section here is panic free, but a poisoned lock must never take the client down).
+    /// Locks a mutex, recovering from a panic elsewhere (see [`lock`](super::lock::lock)).
     pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-        m.lock().unwrap_or_else(|p| p.into_inner())
+        super::lock::lock(m)
     }
 }
 
