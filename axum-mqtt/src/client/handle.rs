@@ -63,7 +63,7 @@ impl Mqtt {
     /// ```
     pub fn publish(&self, topic: impl Into<String>, payload: impl Into<Bytes>) -> Publish<'_> {
         Publish::new(
-            self,
+            self.shared(),
             OutPublish {
                 topic: topic.into(),
                 payload: payload.into(),

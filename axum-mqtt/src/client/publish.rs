@@ -12,7 +12,6 @@ use super::core::deadlines::Deadline;
 use super::core::packet::OutPublish;
 use super::core::waiters::{PubReply, PubWaiter};
 use super::events::{Published, Status};
-use super::handle::Mqtt;
 use super::shared::{Shared, Stop};
 use crate::config::Protocol;
 use crate::message::{Properties, QoS};
@@ -23,16 +22,16 @@ use crate::Error;
 /// broker's acknowledgement.
 #[must_use = "a publish does nothing until awaited"]
 pub struct Publish<'a> {
-    mqtt: &'a Mqtt,
+    shared: &'a Shared,
     msg: OutPublish,
     timeout: Option<Duration>,
     when_queued: bool,
 }
 
 impl<'a> Publish<'a> {
-    pub(crate) fn new(mqtt: &'a Mqtt, msg: OutPublish) -> Self {
+    pub(crate) fn new(shared: &'a Shared, msg: OutPublish) -> Self {
         Publish {
-            mqtt,
+            shared,
             msg,
             timeout: None,
             when_queued: false,
@@ -75,7 +74,7 @@ impl<'a> Publish<'a> {
 
     /// Sends and waits for the acknowledgement.
     pub async fn send(self) -> Result<Published, Error> {
-        let shared = self.mqtt.shared();
+        let shared = self.shared;
         check(shared, &self.msg)?;
         let msg = if self.when_queued && self.msg.qos == QoS::AtMostOnce {
             match queue_now(shared, self.msg) {
@@ -108,7 +107,7 @@ impl<'a> Publish<'a> {
         if self.msg.qos != QoS::AtMostOnce {
             return None;
         }
-        let shared = self.mqtt.shared();
+        let shared = self.shared;
         if let Err(e) = check(shared, &self.msg) {
             return Some(Err(e));
         }
@@ -147,7 +146,7 @@ impl<'a> Publish<'a> {
     /// ```
     #[cfg(feature = "outbox")]
     pub async fn durable(self) -> Result<super::outbox::Delivery, Error> {
-        let shared = self.mqtt.shared();
+        let shared = self.shared;
         check(shared, &self.msg)?;
         let outbox = shared.outbox.as_ref().ok_or(Error::NoOutbox)?;
         outbox.publish(shared, self.msg, self.timeout).await
