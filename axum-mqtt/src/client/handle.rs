@@ -176,7 +176,11 @@ impl Mqtt {
         capacity: usize,
     ) -> Result<MessageStream, Error> {
         validate_filter(filter)?;
-        let (stream, slot) = MessageStream::new(self.clone(), filter, capacity)?;
+        let mqtt = self.clone();
+        let release = Box::new(move |slot: &std::sync::Weak<Slot>, filter: &str| {
+            mqtt.release_stream(slot, filter)
+        });
+        let (stream, slot) = MessageStream::new(release, filter, capacity)?;
         let weak = Arc::downgrade(&slot);
         self.shared()
             .streams

@@ -8,25 +8,30 @@ use std::task::{Context, Poll};
 use futures_util::Stream;
 use tokio::sync::mpsc;
 
-use super::handle::Mqtt;
 use super::slot::Slot;
 use crate::message::Message;
 use crate::topic::TopicPattern;
 use crate::Error;
 
-/// Messages matching one filter; see [`Mqtt::stream`]. Dropping it releases the subscription.
+/// Messages matching one filter; see [`Mqtt::stream`](crate::Mqtt::stream). Dropping it releases
+/// the subscription.
 pub struct MessageStream {
     rx: mpsc::Receiver<Message>,
     // Weak: the client's list owns the sender, so the stream ends when the client stops.
     slot: Weak<Slot>,
     filter: String,
     dropped: Arc<AtomicU64>,
-    mqtt: Mqtt,
+    /// Releases this stream's share of the subscription; given by the handle that made it (so this
+    /// file needs no handle), taken once on drop.
+    release: Option<Release>,
 }
+
+/// What releasing a stream does: drop its slot and, for the last stream of a filter, unsubscribe.
+pub(crate) type Release = Box<dyn FnOnce(&Weak<Slot>, &str) + Send + Sync>;
 
 impl MessageStream {
     pub(crate) fn new(
-        mqtt: Mqtt,
+        release: Release,
         filter: &str,
         capacity: usize,
     ) -> Result<(Self, Arc<Slot>), Error> {
@@ -43,7 +48,7 @@ impl MessageStream {
                 slot: Arc::downgrade(&slot),
                 filter: filter.to_string(),
                 dropped,
-                mqtt,
+                release: Some(release),
             },
             slot,
         ))
@@ -74,7 +79,9 @@ impl Stream for MessageStream {
 
 impl Drop for MessageStream {
     fn drop(&mut self) {
-        self.mqtt.release_stream(&self.slot, &self.filter);
+        if let Some(release) = self.release.take() {
+            release(&self.slot, &self.filter);
+        }
     }
 }
 
