@@ -41,6 +41,14 @@ pub fn strings(a: &[&str]) -> Vec<String> {
     a.iter().map(|s| s.to_string()).collect()
 }
 
+/// The arguments of a `recv` child: a receiver of `kind` counting `count` QoS 1 messages on `topic`.
+pub fn recv_args(kind: &str, port: u16, topic: &str, count: u64) -> Vec<String> {
+    let (port, count) = (port.to_string(), count.to_string());
+    strings(&[
+        "recv", "--kind", kind, "--port", &port, "--topic", topic, "--qos", "1", "--count", &count,
+    ])
+}
+
 /// The port in a server child's `ready` event.
 pub fn port_of(v: &serde_json::Value) -> u16 {
     v["port"].as_u64().unwrap_or(0) as u16

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::ctx::{done_of, Ctx};
+use super::ctx::{done_of, recv_args, Ctx};
 use crate::broker::Broker;
 use crate::kid::Kid;
 use crate::procinfo::{self, now_ns};
@@ -40,19 +40,7 @@ pub async fn receiver(
     size: usize,
 ) -> Result<Inbound, String> {
     let topic = ctx.topic("flood");
-    let args = vec![
-        "recv".into(),
-        "--kind".into(),
-        kind.into(),
-        "--port".into(),
-        b.port.to_string(),
-        "--topic".into(),
-        topic.clone(),
-        "--qos".into(),
-        "1".into(),
-        "--count".into(),
-        ctx.count.to_string(),
-    ];
+    let args = recv_args(kind, b.port, &topic, ctx.count);
     let mut kid = Kid::spawn(kind, &args, &ctx.log)?;
     kid.event("ready", Duration::from_secs(15)).await?;
     let before = b.dropped_last();

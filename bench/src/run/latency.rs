@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::ctx::{done_of, Ctx};
+use super::ctx::{done_of, recv_args, Ctx};
 use crate::broker::Broker;
 use crate::kid::Kid;
 use crate::publisher;
@@ -15,20 +15,8 @@ pub async fn ours(ctx: &Ctx, b: &Broker) -> Result<Vec<Latency>, String> {
     let expected = (1000.0 * ctx.lat_secs).round() as u64;
     let mut kids = Vec::new();
     for kind in ["axum", "rumqttc"] {
-        let args = vec![
-            "recv".into(),
-            "--kind".into(),
-            kind.into(),
-            "--port".into(),
-            b.port.to_string(),
-            "--topic".into(),
-            topic.clone(),
-            "--qos".into(),
-            "1".into(),
-            "--count".into(),
-            expected.to_string(),
-            "--latency".into(),
-        ];
+        let mut args = recv_args(kind, b.port, &topic, expected);
+        args.push("--latency".into());
         let mut k = Kid::spawn(kind, &args, &ctx.log)?;
         k.event("ready", Duration::from_secs(15)).await?;
         kids.push(k);
