@@ -4,21 +4,21 @@
 //! [`MessageSink`](crate::client::connection::MessageSink)).
 
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex, RwLock};
 
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 
+use crate::client::ack_after::AckAfter;
 use crate::client::callbacks::{self, Callbacks};
 use crate::client::claim::ClientIdClaim;
-use crate::client::core::Core;
 use crate::client::events::{
     Connack, ConnectionState, Disconnected, Published, Status, Subscribed, Unsubscribed,
 };
 use crate::client::handle::Mqtt;
 use crate::client::link::Link;
 use crate::client::registry::{Holder, Registry};
-use crate::client::shared::{Inner, Shared, Stop};
+use crate::client::requests::Requests;
+use crate::client::shared::{Inner, Shared};
 use crate::client::stats::Counters;
 use crate::client::{connection, deadlines, tls};
 use crate::config::{BrokerAddr, MqttConfig};
@@ -204,22 +204,17 @@ impl MqttBuilder {
             client_id: client_id.clone(),
             broker: BrokerAddr::new(config.broker_url.clone(), config.broker_port).to_string(),
         });
+        let requests = Arc::new(Requests::new(&config, sender.clone(), state.subscribe()));
         let shared = Arc::new(Shared {
-            permits: Arc::new(Semaphore::new(config.max_pending)),
             config,
-            sender,
-            core: Mutex::new(Core::default()),
-            deadlines: Arc::new(tokio::sync::Notify::new()),
+            requests: requests.clone(),
+            ack_after: AckAfter::new(ack_after, sender),
             registry: Mutex::new(registry),
             state,
             streams: RwLock::new(Vec::new()),
             counters,
-            stop: watch::channel(Stop::Running).0,
-            ack_after,
             #[cfg(feature = "outbox")]
             outbox: outbox.clone(),
-            fresh_sessions: AtomicU64::new(0),
-            writer_awake: AtomicBool::new(false),
         });
         let inner = Arc::new(Inner {
             shared: shared.clone(),
@@ -229,13 +224,14 @@ impl MqttBuilder {
         let events = callbacks::spawn(shared.clone(), weak.clone(), callbacks);
         let dispatcher = dispatch::spawn(shared.clone(), weak, table);
         tokio::spawn(deadlines::watch(
-            Arc::downgrade(&shared),
-            shared.deadlines.clone(),
-            shared.stop.subscribe(),
+            Arc::downgrade(&requests),
+            requests.deadline_wakeup(),
+            requests.watch_stop(),
         ));
         #[cfg(feature = "outbox")]
         if let Some(outbox) = outbox {
-            tokio::spawn(crate::client::outbox::run_sender(outbox, shared.clone()));
+            let window = usize::from(shared.config.max_inflight);
+            tokio::spawn(crate::client::outbox::run_sender(outbox, requests, window));
         }
         tokio::spawn(async move {
             connection::run(shared, link, events, dispatcher).await;

@@ -19,7 +19,6 @@
 //!   (in flight, replay queue) across the change, so the same replay serves the new broker.
 
 use std::future::Future;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -31,8 +30,10 @@ use super::core::Written;
 use super::events::{Connack, Disconnected, Event, Published, Status, Subscribed, Unsubscribed};
 use super::failover::Failover;
 use super::link::{Link, LinkError, NetEvent, Req};
+use super::lock::lock;
+use super::requests::Stop;
 use super::retained::RetainedRoutes;
-use super::shared::{Shared, Stop};
+use super::shared::Shared;
 use crate::message::{Message, QoS};
 use crate::Error;
 
@@ -52,7 +53,7 @@ pub(crate) async fn run<M: MessageSink>(
     events: Events,
     messages: M,
 ) {
-    let stop = shared.stop.subscribe();
+    let stop = shared.requests.watch_stop();
     let cfg = &shared.config;
     let failover = Failover::new(
         crate::config::BrokerAddr::new(cfg.broker_url.clone(), cfg.broker_port),
@@ -156,11 +157,7 @@ impl<M: MessageSink> Connection<M> {
             };
             let polled = match polled {
                 Ok(ev) => {
-                    // Stored only when it changes: a write per event would pull the flag's cache
-                    // line away from the handles (and whatever shares it) on the other core.
-                    if !self.shared.writer_awake.load(Ordering::Relaxed) {
-                        self.shared.writer_awake.store(true, Ordering::Relaxed);
-                    }
+                    self.shared.requests.set_writer_awake(true);
                     if self.on_event(ev).await == Flow::Exit {
                         break;
                     }
@@ -184,9 +181,8 @@ impl<M: MessageSink> Connection<M> {
                         // Read again: a shutdown may have begun while the poll waited, and the
                         // event just handled may have been the last acknowledgement it waits for.
                         let stopping = *self.stop.borrow() != Stop::Running;
-                        if stopping && Shared::lock(&self.shared.core).outstanding() == 0 {
+                        if stopping && self.shared.requests.disconnect_when_idle() {
                             *sent = true;
-                            let _ = self.shared.sender.try_disconnect();
                         }
                     }
                 }
@@ -221,12 +217,13 @@ impl<M: MessageSink> Connection<M> {
             YieldOnce(false).await;
         }
         let batch: Vec<_> = {
-            let mut core = Shared::lock(&self.shared.core);
+            let requests = &self.shared.requests;
+            let mut core = requests.core();
             let batch = core.take_batch(|| self.link.direct_room());
             if batch.is_empty() {
                 // The task waits in a poll next: the next publish wakes rumqttc through its
                 // channel, unless it is held behind an unwritten one.
-                self.shared.writer_awake.store(false, Ordering::Relaxed);
+                requests.set_writer_awake(false);
                 return Ok(());
             }
             batch
@@ -251,15 +248,15 @@ impl<M: MessageSink> Connection<M> {
             NetEvent::Publish(msg) => {
                 if let Some(slot) = self.retained.recipient(&msg) {
                     // Acknowledged here: no handler runs for it.
-                    if !self.shared.ack_after.is_empty() {
+                    if self.shared.ack_after.is_on() {
                         self.link.push_ack(msg.pkid, msg.qos);
                     }
                     self.shared.counters.received(msg.qos);
                     slot.offer(&msg, &self.shared.counters);
                     return Flow::Continue;
                 }
-                let ack_after = self.shared.acks_after_handling(&msg);
-                if !self.shared.ack_after.is_empty() && !ack_after {
+                let ack_after = self.shared.ack_after.applies_to(&msg);
+                if self.shared.ack_after.is_on() && !ack_after {
                     // Manual acks are on for other routes; this message is acknowledged on receipt.
                     self.link.push_ack(msg.pkid, msg.qos);
                 }
@@ -275,17 +272,17 @@ impl<M: MessageSink> Connection<M> {
                 if refused.is_some() {
                     self.on_pub_done(pkid, refused);
                 } else {
-                    Shared::lock(&self.shared.core).publish_received(pkid);
+                    self.shared.requests.core().publish_received(pkid);
                 }
             }
             NetEvent::PubComp { pkid } => self.on_pub_done(pkid, None),
             NetEvent::OutSubscribe { pkid } => {
-                if !Shared::lock(&self.shared.core).subscribe_written(pkid) {
+                if !self.shared.requests.core().subscribe_written(pkid) {
                     tracing::warn!(pkid, "SUBSCRIBE sent that nobody waits for");
                 }
             }
             NetEvent::SubAck { pkid, codes } => {
-                let w = Shared::lock(&self.shared.core).subscribe_acked(pkid);
+                let w = self.shared.requests.core().subscribe_acked(pkid);
                 if let Some(w) = w {
                     self.retained.on_suback(w.stream.as_ref());
                     let results: Vec<(String, Result<QoS, String>)> = w
@@ -305,10 +302,10 @@ impl<M: MessageSink> Connection<M> {
                 }
             }
             NetEvent::OutUnsubscribe { pkid } => {
-                Shared::lock(&self.shared.core).unsubscribe_written(pkid);
+                self.shared.requests.core().unsubscribe_written(pkid);
             }
             NetEvent::UnsubAck { pkid } => {
-                let w = Shared::lock(&self.shared.core).unsubscribe_acked(pkid);
+                let w = self.shared.requests.core().unsubscribe_acked(pkid);
                 if let Some(w) = w {
                     self.events.send(Event::Unsubscribe(Unsubscribed {
                         mid: pkid,
@@ -329,7 +326,7 @@ impl<M: MessageSink> Connection<M> {
 
     fn on_out_publish(&mut self, pkid: u16) {
         self.yield_first = true;
-        let written = Shared::lock(&self.shared.core).publish_written(pkid);
+        let written = self.shared.requests.core().publish_written(pkid);
         match written {
             Written::Replay => {} // a replay of a publish already in flight (resumed session)
             Written::Unknown => tracing::warn!(pkid, "PUBLISH sent that nobody waits for"),
@@ -345,7 +342,7 @@ impl<M: MessageSink> Connection<M> {
 
     fn on_pub_done(&mut self, pkid: u16, refused: Option<String>) {
         self.yield_first = true;
-        let done = Shared::lock(&self.shared.core).publish_acked(pkid);
+        let done = self.shared.requests.core().publish_acked(pkid);
         let Some((w, left)) = done else { return };
         self.shared.counters.meters.inflight.set(left as f64);
         match refused {
@@ -365,24 +362,22 @@ impl<M: MessageSink> Connection<M> {
     fn on_connack(&mut self, session_present: bool) {
         let first = self.phase == Phase::Starting;
         if !session_present {
-            // Before any message of the new session reaches a lane (see `Shared::ack_handled`).
-            self.shared
-                .fresh_sessions
-                .fetch_add(1, std::sync::atomic::Ordering::Release);
+            // Before any message of the new session reaches a lane (see `AckAfter::ack`).
+            self.shared.ack_after.session_lost();
         }
         self.retained.clear();
         self.phase = Phase::Connected {
             since: Instant::now(),
             disconnect_sent: false,
         };
-        let subscriptions = Shared::lock(&self.shared.registry).all();
+        let subscriptions = lock(&self.shared.registry).all();
         let connack = replay::Connack {
             first,
             session_present,
         };
         let stranded = std::mem::take(&mut self.stranded);
         let pending = {
-            let mut core = Shared::lock(&self.shared.core);
+            let mut core = self.shared.requests.core();
             let batching = self.link.writes_directly();
             let pending = core.connected(stranded, subscriptions, connack, batching);
             let m = &self.shared.counters.meters;
@@ -426,7 +421,7 @@ impl<M: MessageSink> Connection<M> {
         }
         self.stranded.extend(self.link.take_pending());
         // Held publishes come after everything rumqttc had (they were accepted later).
-        let held = Shared::lock(&self.shared.core).connection_lost();
+        let held = self.shared.requests.core().connection_lost();
         let link = &self.link;
         self.stranded
             .extend(held.into_iter().map(|p| link.publish_request(p)));
@@ -502,8 +497,7 @@ impl<M: MessageSink> Connection<M> {
     fn finish(&mut self) {
         let was_connected = matches!(self.phase, Phase::Connected { .. });
         self.phase = Phase::Lost;
-        self.shared.permits.close();
-        Shared::lock(&self.shared.core).fail_all(&Error::Closed);
+        self.shared.requests.close();
         let m = &self.shared.counters.meters;
         m.inflight.set(0.0);
         m.connected.set(0.0);

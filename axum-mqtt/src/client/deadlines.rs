@@ -18,20 +18,20 @@ use std::sync::{Arc, Weak};
 use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
 
-use super::shared::{Shared, Stop};
+use super::requests::{Requests, Stop};
 
-/// The watcher task: ends when the client's shared state is gone.
+/// The watcher task: ends when the client's request path is gone.
 pub(crate) async fn watch(
-    shared: Weak<Shared>,
+    requests: Weak<Requests>,
     notify: Arc<Notify>,
     mut stop: watch::Receiver<Stop>,
 ) {
     loop {
         let next = {
-            let Some(shared) = shared.upgrade() else {
+            let Some(requests) = requests.upgrade() else {
                 return;
             };
-            let next = Shared::lock(&shared.core).expire(Instant::now());
+            let next = requests.core().expire(Instant::now());
             next
         };
         let sleep = async {

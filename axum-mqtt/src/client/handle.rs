@@ -5,14 +5,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::watch;
 
 use super::core::packet::{OutPublish, SubCode};
-use super::core::waiters::{SubWaiter, UnsubWaiter};
 use super::events::{ConnectionState, Status};
+use super::lock::lock;
 use super::publish::Publish;
 use super::registry::Holder;
-use super::shared::{Inner, Shared, Stop};
+use super::requests::Stop;
+use super::shared::{Inner, Shared};
 use super::slot::Slot;
 use super::stats::Stats;
 use super::stream::MessageStream;
@@ -87,7 +88,7 @@ impl Mqtt {
     /// ```
     pub async fn subscribe(&self, filter: &str, qos: QoS) -> Result<QoS, Error> {
         validate_filter(filter)?;
-        Shared::lock(&self.shared().registry).add(filter, Holder::Explicit, qos);
+        lock(&self.shared().registry).add(filter, Holder::Explicit, qos);
         let codes = self.send_subscribe(vec![(filter.to_string(), qos)]).await;
         let res = match codes {
             Ok(codes) => match codes.into_iter().next() {
@@ -98,7 +99,7 @@ impl Mqtt {
             Err(e) => Err(e),
         };
         if matches!(res, Err(Error::Refused(_))) {
-            Shared::lock(&self.shared().registry).remove(filter, Holder::Explicit);
+            lock(&self.shared().registry).remove(filter, Holder::Explicit);
         }
         res
     }
@@ -113,7 +114,7 @@ impl Mqtt {
     /// ```
     pub async fn unsubscribe(&self, filter: &str) -> Result<(), Error> {
         validate_filter(filter)?;
-        let gone = Shared::lock(&self.shared().registry).remove(filter, Holder::Explicit);
+        let gone = lock(&self.shared().registry).remove(filter, Holder::Explicit);
         if gone {
             self.send_unsubscribe(filter).await?;
         }
@@ -129,7 +130,7 @@ impl Mqtt {
     /// # Ok(()) }
     /// ```
     pub async fn unsubscribe_all(&self) -> Result<(), Error> {
-        let filters = Shared::lock(&self.shared().registry).explicit();
+        let filters = lock(&self.shared().registry).explicit();
         for f in filters {
             self.unsubscribe(&f).await?;
         }
@@ -146,7 +147,7 @@ impl Mqtt {
     /// # Ok(()) }
     /// ```
     pub fn subscriptions(&self) -> Vec<(String, QoS)> {
-        Shared::lock(&self.shared().registry).all()
+        lock(&self.shared().registry).all()
     }
 
     /// Messages matching `filter`, as a stream (for SSE or WebSocket bridges). Unsubscribes when the
@@ -188,7 +189,7 @@ impl Mqtt {
             .unwrap_or_else(|p| p.into_inner())
             .push(slot);
         let (need, held) = {
-            let mut registry = Shared::lock(&self.shared().registry);
+            let mut registry = lock(&self.shared().registry);
             let need = registry.add(filter, Holder::Stream, qos);
             (need, registry.qos(filter))
         };
@@ -306,22 +307,13 @@ impl Mqtt {
     /// ```
     pub async fn shutdown(&self, deadline: Duration) {
         let shared = &self.inner.shared;
-        shared.stop.send_if_modified(|s| {
-            let was = *s == Stop::Running;
-            if was {
-                *s = Stop::Graceful;
-            }
-            was
-        });
-        if Shared::lock(&shared.core).outstanding() == 0 {
-            let _ = shared.sender.try_disconnect();
-        }
-        let sender = shared.sender.clone();
+        shared.requests.begin_stop(Stop::Graceful);
+        shared.requests.disconnect_when_idle();
         let mut rx = shared.state.subscribe();
         let stopped = rx.wait_for(|s| s.status == Status::Stopped);
         if tokio::time::timeout(deadline, stopped).await.is_err() {
             // Acks did not come in time: disconnect anyway, and give the task a moment to finish.
-            let _ = sender.try_disconnect();
+            shared.requests.disconnect();
             let mut rx = shared.state.subscribe();
             let _ = tokio::time::timeout(
                 Duration::from_secs(2),
@@ -341,33 +333,11 @@ impl Mqtt {
         filters: Vec<(String, QoS)>,
         stream: Option<std::sync::Weak<Slot>>,
     ) -> Result<Vec<SubCode>, Error> {
-        let shared = self.shared();
-        let permit = shared.permit().await?;
-        let (tx, rx) = oneshot::channel();
-        let waiter = SubWaiter {
-            filters,
-            reply: Some(tx),
-            attached: Vec::new(),
-            stream,
-            _permit: Some(permit),
-        };
-        Shared::lock(&shared.core)
-            .request_subscribe(waiter, |w| shared.sender.try_subscribe(&w.filters))?;
-        rx.await.map_err(|_| Error::Closed)?
+        self.shared().requests.subscribe(filters, stream).await
     }
 
     async fn send_unsubscribe(&self, filter: &str) -> Result<(), Error> {
-        let shared = self.shared();
-        let permit = shared.permit().await?;
-        let (tx, rx) = oneshot::channel();
-        let waiter = UnsubWaiter {
-            filters: vec![filter.to_string()],
-            reply: Some(tx),
-            _permit: Some(permit),
-        };
-        Shared::lock(&shared.core)
-            .request_unsubscribe(waiter, |_| shared.sender.try_unsubscribe(filter))?;
-        rx.await.map_err(|_| Error::Closed)?
+        self.shared().requests.unsubscribe(filter).await
     }
 
     /// Publishes a request (QoS 1) with a fresh response topic and correlation data, and waits up to
@@ -430,7 +400,7 @@ impl Mqtt {
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .retain(|s| !std::ptr::eq(Arc::as_ptr(s), slot.as_ptr()));
-        let gone = Shared::lock(&shared.registry).remove(filter, Holder::Stream);
+        let gone = lock(&shared.registry).remove(filter, Holder::Stream);
         if gone {
             if let Ok(rt) = tokio::runtime::Handle::try_current() {
                 let mqtt = self.clone();

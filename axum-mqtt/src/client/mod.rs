@@ -14,6 +14,7 @@
 //! and TCP backpressure reaches the broker. A stream ([`Mqtt::stream`]) that is not read fast enough
 //! skips messages (counted in [`Stats::stream_dropped`]) instead of slowing anyone.
 
+pub(crate) mod ack_after;
 pub(crate) mod callbacks;
 pub(crate) mod claim;
 pub(crate) mod connection;
@@ -29,6 +30,7 @@ pub(crate) mod meters;
 pub(crate) mod outbox;
 pub(crate) mod publish;
 pub(crate) mod registry;
+pub(crate) mod requests;
 mod retained;
 pub(crate) mod shared;
 pub(crate) mod slot;

@@ -2,20 +2,15 @@
 
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::{oneshot, OwnedSemaphorePermit, TryAcquireError};
 
-use super::core::deadlines::Deadline;
 use super::core::packet::OutPublish;
-use super::core::waiters::{PubReply, PubWaiter};
-use super::events::{Published, Status};
-use super::shared::{Shared, Stop};
-use crate::config::Protocol;
+use super::events::Published;
+use super::requests::Now;
+use super::shared::Shared;
 use crate::message::{Properties, QoS};
-use crate::topic::validate_topic;
 use crate::Error;
 
 /// A publish being prepared; `.await` it (or call [`send`](Self::send)) to send it and wait for the
@@ -74,17 +69,17 @@ impl<'a> Publish<'a> {
 
     /// Sends and waits for the acknowledgement.
     pub async fn send(self) -> Result<Published, Error> {
-        let shared = self.shared;
-        check(shared, &self.msg)?;
+        let requests = &self.shared.requests;
+        requests.check(&self.msg)?;
         let msg = if self.when_queued && self.msg.qos == QoS::AtMostOnce {
-            match queue_now(shared, self.msg) {
+            match requests.queue_now(self.msg) {
                 Now::Queued(res) => return res,
                 Now::Wait(msg) => msg,
             }
         } else {
             self.msg
         };
-        send_checked(shared, msg, self.timeout).await
+        requests.publish_checked(msg, self.timeout).await
     }
 
     /// Queues a QoS 0 publish now, without waiting, when the client is connected and the request
@@ -107,8 +102,8 @@ impl<'a> Publish<'a> {
         if self.msg.qos != QoS::AtMostOnce {
             return None;
         }
-        let shared = self.shared;
-        if let Err(e) = check(shared, &self.msg) {
+        let requests = &self.shared.requests;
+        if let Err(e) = requests.check(&self.msg) {
             return Some(Err(e));
         }
         let msg = std::mem::replace(
@@ -121,7 +116,7 @@ impl<'a> Publish<'a> {
                 properties: None,
             },
         );
-        match queue_now(shared, msg) {
+        match requests.queue_now(msg) {
             Now::Queued(res) => Some(res),
             Now::Wait(msg) => {
                 self.msg = msg;
@@ -147,131 +142,12 @@ impl<'a> Publish<'a> {
     #[cfg(feature = "outbox")]
     pub async fn durable(self) -> Result<super::outbox::Delivery, Error> {
         let shared = self.shared;
-        check(shared, &self.msg)?;
+        shared.requests.check(&self.msg)?;
         let outbox = shared.outbox.as_ref().ok_or(Error::NoOutbox)?;
-        outbox.publish(shared, self.msg, self.timeout).await
-    }
-}
-
-/// What can be known before sending: a valid topic, a packet that fits, properties only on MQTT 5.
-pub(super) fn check(shared: &Shared, msg: &OutPublish) -> Result<(), Error> {
-    validate_topic(&msg.topic)?;
-    // Fixed header (5) + topic length (2) + topic + packet id (2) + properties (rough bound).
-    let size = msg.payload.len() + msg.topic.len() + 9;
-    let max = shared.config.max_packet_size;
-    if size > max {
-        return Err(Error::PayloadTooLarge {
-            size: msg.payload.len(),
-            max,
-        });
-    }
-    if msg.properties.is_some() && shared.config.protocol == Protocol::V311 {
-        return Err(Error::PropertiesNeedV5);
-    }
-    Ok(())
-}
-
-/// Sends `msg` and waits for the acknowledgement (up to `timeout`). A function of the shared state
-/// rather than of a handle, so a background task can publish without keeping the client alive.
-pub(crate) async fn send(
-    shared: &Shared,
-    msg: OutPublish,
-    timeout: Option<Duration>,
-) -> Result<Published, Error> {
-    check(shared, &msg)?;
-    send_checked(shared, msg, timeout).await
-}
-
-/// [`send`] for a publish that passed [`check`].
-async fn send_checked(
-    shared: &Shared,
-    msg: OutPublish,
-    timeout: Option<Duration>,
-) -> Result<Published, Error> {
-    let Some(deadline) = timeout.and_then(Deadline::after) else {
-        return enqueue(shared, msg)
-            .await?
+        outbox
+            .publish(shared.state.subscribe(), self.msg, self.timeout)
             .await
-            .map_err(|_| Error::Closed)?;
-    };
-    // The ack is awaited without a timer of its own: the deadline watcher answers at the deadline
-    // (`deadlines.rs`). Only the rarer wait for a request permit takes a timer.
-    let permit = match shared.permits.clone().try_acquire_owned() {
-        Ok(permit) => permit,
-        Err(TryAcquireError::Closed) => return Err(Error::Closed),
-        Err(TryAcquireError::NoPermits) => tokio::time::timeout_at(deadline.at, shared.permit())
-            .await
-            .map_err(|_| Error::Timeout(deadline.after))??,
-    };
-    let (tx, rx) = oneshot::channel();
-    push(shared, msg, permit, Some(tx), Some(deadline))?;
-    rx.await.map_err(|_| Error::Closed)?
-}
-
-/// What [`queue_now`] did.
-enum Now {
-    /// Queued (or failed for good): the answer.
-    Queued(Result<Published, Error>),
-    /// Not connected, or no room: the publish, handed back to wait as usual.
-    Wait(OutPublish),
-}
-
-/// Queues a checked QoS 0 publish without waiting, when the client is connected and a request
-/// permit is free. Its book entry has no reply: the connection task counts it when written.
-fn queue_now(shared: &Shared, msg: OutPublish) -> Now {
-    if shared.state.borrow().status != Status::Connected {
-        return Now::Wait(msg);
     }
-    // `try_acquire` takes no permit while callers wait in line, so order is kept.
-    let Ok(permit) = shared.permits.clone().try_acquire_owned() else {
-        return Now::Wait(msg);
-    };
-    let qos = msg.qos;
-    Now::Queued(push(shared, msg, permit, None, None).map(|()| Published { mid: 0, qos }))
-}
-
-/// Puts a checked publish into the request channel (waiting for room) and returns the receiver of
-/// its acknowledgement. Publishes enqueued one after the other go out in that order.
-pub(super) async fn enqueue(
-    shared: &Shared,
-    msg: OutPublish,
-) -> Result<oneshot::Receiver<Result<Published, Error>>, Error> {
-    let permit = shared.permit().await?;
-    let (tx, rx) = oneshot::channel();
-    push(shared, msg, permit, Some(tx), None)?;
-    Ok(rx)
-}
-
-/// Puts a publish that holds its permit into rumqttc's channel (or the book's batch, see
-/// [`Batch`](super::book::Batch)) and its waiter into the book, under the book's lock: the order of
-/// the two is the order the connection task matches them in.
-fn push(
-    shared: &Shared,
-    msg: OutPublish,
-    permit: OwnedSemaphorePermit,
-    reply: Option<PubReply>,
-    deadline: Option<Deadline>,
-) -> Result<(), Error> {
-    if *shared.stop.borrow() != Stop::Running {
-        return Err(Error::Closed);
-    }
-    let qos = msg.qos;
-    let waiter = PubWaiter {
-        reply,
-        qos,
-        received: false,
-        deadline,
-        _permit: Some(permit),
-    };
-    let writer_awake = shared.writer_awake.load(Ordering::Relaxed);
-    let wake = Shared::lock(&shared.core).request_publish(msg, waiter, writer_awake, |msg| {
-        shared.sender.try_publish(msg)
-    })?;
-    if wake {
-        // Stores a wake-up when the watcher is not waiting yet: none is lost.
-        shared.deadlines.notify_one();
-    }
-    Ok(())
 }
 
 impl<'a> IntoFuture for Publish<'a> {

@@ -21,7 +21,6 @@ use super::dead_letter_topic::DeadLetterTopic;
 use crate::client::core::packet::OutPublish;
 use crate::client::events::Published;
 use crate::client::meters::RouteMeters;
-use crate::client::publish;
 use crate::client::shared::Shared;
 use crate::config::Protocol;
 use crate::error::Error;
@@ -189,7 +188,7 @@ impl DeadLetterSender {
             let shared = self.shared.clone();
             let topic = l.publish.topic.clone();
             let mut fut: Sending =
-                Box::pin(async move { publish::send(&shared, l.publish, None).await });
+                Box::pin(async move { shared.requests.publish(l.publish, None).await });
             // Polled once here, in the lane: the publish is queued for the broker (or in line for
             // room, the line being fair), so dead letters leave in order.
             let first = std::future::poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await;
@@ -216,7 +215,7 @@ impl DeadLetterSender {
             }
             let all = outcomes.iter().all(|(_, ok)| *ok);
             match ack {
-                Some(session) if all => shared.ack_handled(&msg, session),
+                Some(session) if all => shared.ack_after.ack(&msg, session),
                 Some(_) => tracing::warn!(
                     topic = msg.topic(),
                     "message left unacknowledged: its dead letter was not published"

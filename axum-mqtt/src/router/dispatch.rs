@@ -42,7 +42,7 @@ struct Incoming {
     msg: Message,
     /// Acknowledge after the handlers succeeded (an ack-after-handling route matches it).
     ack_after: bool,
-    /// The broker session it came in (see `Shared::ack_handled`).
+    /// The broker session it came in (see `AckAfter::ack`).
     session: u64,
 }
 
@@ -62,7 +62,7 @@ impl MessageSink for Dispatcher {
         let incoming = Incoming {
             msg,
             ack_after,
-            session: self.shared.session(),
+            session: self.shared.ack_after.session(),
         };
         let sent = match self.lanes[lane].try_send(incoming) {
             Ok(()) => Ok(()),
@@ -189,7 +189,7 @@ async fn lane(
                 .send(&msg, letters, ack, || rx.capacity() == 0)
                 .await;
         } else if let Some(session) = ack {
-            shared.ack_handled(&msg, session);
+            shared.ack_after.ack(&msg, session);
         }
         if !matched {
             if let Some((f, meters)) = table.fallback.as_mut() {

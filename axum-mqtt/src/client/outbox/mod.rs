@@ -25,13 +25,13 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{oneshot, Notify};
+use tokio::sync::{oneshot, watch, Notify};
 
 use super::core::packet::OutPublish;
 use super::core::waiters::PubReply;
-use super::events::{Published, Status};
+use super::events::{ConnectionState, Published, Status};
+use super::lock::lock;
 use super::meters::OutboxMeters;
-use super::shared::Shared;
 use crate::config::OutboxConfig;
 use crate::message::QoS;
 use crate::Error;
@@ -228,7 +228,7 @@ impl Outbox {
     /// # }
     /// ```
     pub fn depth(&self) -> OutboxDepth {
-        let d = Shared::lock(&self.inner.state).store.depth;
+        let d = lock(&self.inner.state).store.depth;
         OutboxDepth {
             messages: d.messages,
             bytes: d.bytes,
@@ -288,7 +288,7 @@ impl Outbox {
         F: FnOnce(&mut State) -> Result<T, Error> + Send + 'static,
     {
         let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || f(&mut Shared::lock(&inner.state)))
+        tokio::task::spawn_blocking(move || f(&mut lock(&inner.state)))
             .await
             .map_err(|e| Error::Outbox {
                 path: self.inner.path.clone(),
@@ -296,10 +296,11 @@ impl Outbox {
             })?
     }
 
-    /// `Publish::durable`: store, wake the sender, wait for the ack as long as that makes sense.
+    /// `Publish::durable`: store, wake the sender, wait for the ack as long as that makes sense
+    /// (while `state` says connected).
     pub(crate) async fn publish(
         &self,
-        shared: &Shared,
+        mut state: watch::Receiver<ConnectionState>,
         msg: OutPublish,
         timeout: Option<Duration>,
     ) -> Result<Delivery, Error> {
@@ -307,7 +308,7 @@ impl Outbox {
             return Err(Error::DurableNeedsQos);
         }
         let (stored, rx) = oneshot::channel();
-        Shared::lock(&self.inner.incoming).push(Incoming { msg, stored });
+        lock(&self.inner.incoming).push(Incoming { msg, stored });
         let inner = self.inner.clone();
         self.blocking(move |s| {
             commit(&inner, s);
@@ -320,7 +321,6 @@ impl Outbox {
         })??;
         self.inner.wake.notify_one();
         let queued = Delivery::Queued { id: OutboxId(id) };
-        let mut state = shared.state.subscribe();
         if state.borrow_and_update().status != Status::Connected {
             return Ok(queued);
         }
@@ -353,7 +353,7 @@ impl Outbox {
 /// Stores every waiting message in one transaction and answers their callers. Runs with the state
 /// locked; a caller whose message an earlier commit already took finds nothing to do.
 fn commit(inner: &Inner, s: &mut State) {
-    let batch = std::mem::take(&mut *Shared::lock(&inner.incoming));
+    let batch = std::mem::take(&mut *lock(&inner.incoming));
     if batch.is_empty() {
         return;
     }

@@ -10,8 +10,7 @@ use futures_util::FutureExt;
 use super::store::{Row, RowState};
 use super::{Outbox, KEEP_FINISHED};
 use crate::client::events::Published;
-use crate::client::publish::{check, enqueue};
-use crate::client::shared::{Shared, Stop};
+use crate::client::requests::{Requests, Stop};
 use crate::Error;
 
 /// How often the age of the oldest message is measured for `mqtt_outbox_oldest_age_seconds`.
@@ -19,10 +18,11 @@ const AGE_EVERY: Duration = Duration::from_secs(1);
 
 type Sent = (Row, Result<Published, Error>);
 
-/// Runs until the client stops. Messages left on disk then go out on the next start.
-pub(crate) async fn run(outbox: Outbox, shared: Arc<Shared>) {
-    let window = usize::from(shared.config.max_inflight).max(1);
-    let mut stop = shared.stop.subscribe();
+/// Runs until the client stops, with at most `window` messages in flight. Messages left on disk
+/// then go out on the next start.
+pub(crate) async fn run(outbox: Outbox, requests: Arc<Requests>, window: usize) {
+    let window = window.max(1);
+    let mut stop = requests.watch_stop();
     let mut inflight = FuturesUnordered::new();
     // Stored rows after this id have not been sent by this run yet.
     let mut cursor = 0u64;
@@ -45,12 +45,12 @@ pub(crate) async fn run(outbox: Outbox, shared: Arc<Shared>) {
             let mut refused: Vec<(u64, String)> = Vec::new();
             for row in rows {
                 cursor = cursor.max(row.id);
-                if let Err(e) = check(&shared, &row.msg) {
+                if let Err(e) = requests.check(&row.msg) {
                     // Stored under another configuration (e.g. MQTT 5 properties, now 3.1.1).
                     refused.push((row.id, e.to_string()));
                     continue;
                 }
-                match enqueue(&shared, row.msg.clone()).await {
+                match requests.enqueue(row.msg.clone()).await {
                     Ok(rx) => inflight.push(
                         rx.map(move |r| (row, r.unwrap_or(Err(Error::Closed))))
                             .boxed(),
