@@ -22,7 +22,7 @@ use crate::client::shared::{Inner, Shared};
 use crate::client::stats::Counters;
 use crate::client::{connection, deadlines, tls};
 use crate::config::{BrokerAddr, MqttConfig};
-use crate::error::Error;
+use crate::error::StartError;
 use crate::router::dispatch;
 use crate::router::routes::Router;
 use crate::router::table::RouteTable;
@@ -56,7 +56,7 @@ pub struct MqttBuilder {
 
 impl Mqtt {
     /// Starts a client with no handlers: `Mqtt::builder(config).start()`.
-    pub async fn start(config: MqttConfig) -> Result<Mqtt, Error> {
+    pub async fn start(config: MqttConfig) -> Result<Mqtt, StartError> {
         Mqtt::builder(config).start().await
     }
 
@@ -160,7 +160,7 @@ impl MqttBuilder {
 
     /// Validates everything and starts the connection task. Returns at once (the first connect
     /// happens in the background; see [`Mqtt::wait_connected`]). Must be called inside a tokio runtime.
-    pub async fn start(self) -> Result<Mqtt, Error> {
+    pub async fn start(self) -> Result<Mqtt, StartError> {
         let MqttBuilder {
             config,
             mut router,
@@ -168,7 +168,7 @@ impl MqttBuilder {
         } = self;
         config.validate()?;
         if let Some(e) = router.take_errors().into_iter().next() {
-            return Err(e);
+            return Err(e.into());
         }
         let tls = tls::client_config(&config)?;
         let client_id = config.effective_client_id()?;

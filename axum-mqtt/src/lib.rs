@@ -29,6 +29,9 @@ pub use client::{Delivery, Outbox, OutboxDepth, OutboxId, OutboxStatus};
 pub use config::{
     BrokerAddr, LastWill, MqttConfig, OutboxConfig, Protocol, TlsConfig, TlsVersion, Transport,
 };
-pub use error::{ConfigError, Error};
+pub use error::{
+    ConfigError, Error, OutboxCause, OutboxError, OutboxLimit, ReasonCode, RouterError,
+    RouterSetting, StartError, TlsError,
+};
 pub use message::{Message, Properties, QoS};
 pub use router::routes::Router;

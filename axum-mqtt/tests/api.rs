@@ -11,7 +11,9 @@ use axum_mqtt::extract::{
     ContentType, FromMessage, Json, MqttRequest, OptionalFromMessage, Rejection, State,
 };
 use axum_mqtt::router::{Handler, Outcome, Route};
-use axum_mqtt::{Error, Message, Mqtt, Properties, Protocol, QoS, Router};
+use axum_mqtt::{
+    Message, Mqtt, Properties, Protocol, QoS, Router, RouterError, RouterSetting, StartError,
+};
 use axum_mqtt_testkit::unique;
 use common::*;
 use tower::{Layer, Service, ServiceExt};
@@ -211,12 +213,16 @@ fn custom_optional_extractor() {
     ));
 }
 
-async fn start_error(router: Router) -> Error {
+async fn start_error(router: Router) -> RouterError {
     Mqtt::builder(embedded_config(Protocol::V311))
         .router(router)
         .start()
         .await
-        .expect_err("the router must be refused")
+        .map(|_| panic!("the router must be refused"))
+        .unwrap_or_else(|e| match e {
+            StartError::Router(e) => e,
+            other => panic!("expected a router error, got {other:?}"),
+        })
 }
 
 /// Merging or nesting never drops a fallback, a rejection handler or a shared group silently.
@@ -224,34 +230,46 @@ async fn start_error(router: Router) -> Error {
 async fn merge_and_nest_refuse_to_drop_settings() {
     let fallback = || Router::new().fallback(|| async {});
     let e = start_error(fallback().merge(fallback())).await;
-    assert!(
-        matches!(&e, Error::Router(m) if m.contains("fallback")),
-        "{e}"
+    assert_eq!(e, RouterError::MergedTwice(RouterSetting::Fallback));
+    assert_eq!(
+        e.to_string(),
+        "both merged routers have a fallback; keep one"
     );
 
     let rejecting = || Router::new().on_rejection(|_, _| async {});
     let e = start_error(rejecting().merge(rejecting())).await;
-    assert!(
-        matches!(&e, Error::Router(m) if m.contains("rejection handler")),
-        "{e}"
-    );
+    assert_eq!(e, RouterError::MergedTwice(RouterSetting::RejectionHandler));
 
     let e = start_error(Router::new().shared("a").merge(Router::new().shared("b"))).await;
-    assert!(
-        matches!(&e, Error::Router(m) if m.contains("shared groups")),
-        "{e}"
+    assert_eq!(
+        e,
+        RouterError::SharedGroups {
+            ours: "a".into(),
+            theirs: "b".into()
+        }
     );
 
     let e = start_error(Router::new().nest("home", fallback().route("x", || async {}))).await;
+    assert_eq!(
+        e,
+        RouterError::Nested {
+            prefix: "home".into(),
+            setting: RouterSetting::Fallback
+        }
+    );
     assert!(
-        matches!(&e, Error::Router(m) if m.contains("nested under \"home\" has a fallback")),
+        e.to_string()
+            .contains("nested under \"home\" has a fallback"),
         "{e}"
     );
 
     let e = start_error(Router::new().nest("home", Router::new().shared("g"))).await;
-    assert!(
-        matches!(&e, Error::Router(m) if m.contains("shared group")),
-        "{e}"
+    assert_eq!(
+        e,
+        RouterError::Nested {
+            prefix: "home".into(),
+            setting: RouterSetting::SharedGroup
+        }
     );
 
     // The builder's own catch-all (`on_message`) and one router's fallback go together.

@@ -13,7 +13,9 @@ use std::time::Duration;
 
 use axum_mqtt::extract::{Json, State, Text};
 use axum_mqtt::router::RouteOptions;
-use axum_mqtt::{Error, Message, MessageStream, Mqtt, MqttConfig, Protocol, QoS, Router};
+use axum_mqtt::{
+    Message, MessageStream, Mqtt, MqttConfig, Protocol, QoS, Router, RouterError, StartError,
+};
 use axum_mqtt_testkit::{embedded, unique, Mosquitto};
 use base64::Engine as _;
 use common::*;
@@ -357,7 +359,9 @@ async fn an_invalid_template_is_an_error_at_start() {
             .await
             .unwrap_err();
         match &err {
-            Error::InvalidDeadLetter { template: t, .. } => assert_eq!(t, template),
+            StartError::Router(RouterError::InvalidDeadLetter { template: t, .. }) => {
+                assert_eq!(t, template)
+            }
             other => panic!("{template:?}: {other:?}"),
         }
         assert!(err.to_string().contains(says), "{template:?}: {err}");

@@ -8,7 +8,8 @@ mod common;
 use std::time::Duration;
 
 use axum_mqtt::{
-    Delivery, Error, Mqtt, MqttConfig, OutboxConfig, OutboxStatus, Protocol, QoS, Status,
+    Delivery, Error, Mqtt, MqttConfig, OutboxCause, OutboxConfig, OutboxError, OutboxLimit,
+    OutboxStatus, Protocol, QoS, StartError, Status,
 };
 use axum_mqtt_testkit::{embedded, unique};
 use common::*;
@@ -252,7 +253,13 @@ async fn a_full_outbox_refuses_new_messages_and_keeps_the_stored_ones() {
         ));
     }
     let e = durable("3".into()).await.unwrap_err();
-    assert!(matches!(e, Error::OutboxFull { .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            Error::OutboxFull(OutboxLimit::Messages { held: 3, max: 3 })
+        ),
+        "{e}"
+    );
     assert!(e.to_string().contains("3 of 3 messages"), "{e}");
     assert_eq!(mqtt.outbox().unwrap().depth().messages, 3);
 
@@ -262,6 +269,10 @@ async fn a_full_outbox_refuses_new_messages_and_keeps_the_stored_ones() {
     // Room again; a payload larger than the byte limit never fits.
     assert!(matches!(durable("4".into()).await, Ok(Delivery::Acked(_))));
     let e = durable("x".repeat(2000)).await.unwrap_err();
+    assert!(
+        matches!(e, Error::OutboxFull(OutboxLimit::Bytes { max: 1000, .. })),
+        "{e}"
+    );
     assert!(e.to_string().contains("would exceed 1000 bytes"), "{e}");
     assert_eq!(payloads(&mut rx, 1).await, ["4"]);
 }
@@ -274,7 +285,13 @@ async fn a_damaged_outbox_file_stops_the_start_naming_the_file() {
     let mut cfg = embedded_config(Protocol::V311);
     cfg.outbox = Some(OutboxConfig::new(&path));
     let e = Mqtt::builder(cfg).start().await.unwrap_err();
-    assert!(matches!(e, Error::Outbox { .. }), "{e}");
+    match &e {
+        StartError::Outbox(OutboxError {
+            path: p,
+            cause: OutboxCause::Sqlite(_),
+        }) => assert_eq!(p, &path),
+        other => panic!("expected the outbox's SQLite error, got {other:?}"),
+    }
     assert!(e.to_string().contains("damaged.db"), "{e}");
     assert_eq!(
         std::fs::read(&path).unwrap(),

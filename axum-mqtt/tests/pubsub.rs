@@ -2,7 +2,7 @@
 
 mod common;
 
-use axum_mqtt::{Error, Mqtt, Properties, Protocol, QoS};
+use axum_mqtt::{Error, Mqtt, Properties, Protocol, QoS, StartError};
 use axum_mqtt_testkit::unique;
 use common::*;
 
@@ -206,7 +206,7 @@ async fn one_client_id_per_broker_in_a_process() {
     let first = connected(Mqtt::builder(cfg.clone())).await;
     let e = Mqtt::start(cfg.clone()).await.unwrap_err();
     match e {
-        Error::Config(c) => {
+        StartError::Config(c) => {
             assert_eq!(c.key, "MQTT_CLIENT_ID");
             assert!(c.reason.contains("already used"), "{c}");
         }

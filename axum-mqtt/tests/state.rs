@@ -6,7 +6,7 @@ mod common;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use axum_mqtt::{Connack, Error, Mqtt, MqttConfig, Protocol, QoS, Status};
+use axum_mqtt::{Connack, Mqtt, MqttConfig, Protocol, QoS, StartError, Status, TlsError};
 use axum_mqtt_testkit::{mosquitto_required, unique, Mosquitto, MosquittoOptions};
 use common::*;
 
@@ -217,20 +217,24 @@ async fn bad_configuration_is_an_error_at_start() {
     let mut cfg = embedded_config(Protocol::V5);
     cfg.keepalive = std::time::Duration::from_secs(1); // rumqttc's MQTT 5 client would panic below 5 s
     match Mqtt::start(cfg).await {
-        Err(Error::Config(e)) => assert_eq!(e.key, "MQTT_KEEPALIVE", "{e}"),
+        Err(StartError::Config(e)) => assert_eq!(e.key, "MQTT_KEEPALIVE", "{e}"),
         other => panic!("expected a config error, got {other:?}"),
     }
     let mut cfg = embedded_config(Protocol::V311);
     cfg.keepalive = std::time::Duration::from_secs(70_000);
     match Mqtt::start(cfg).await {
-        Err(Error::Config(e)) => assert_eq!(e.key, "MQTT_KEEPALIVE", "{e}"),
+        Err(StartError::Config(e)) => assert_eq!(e.key, "MQTT_KEEPALIVE", "{e}"),
         other => panic!("expected a config error, got {other:?}"),
     }
     let mut cfg = embedded_config(Protocol::V311);
     cfg.tls.enabled = true;
     cfg.tls.ca_certs = Some("/nonexistent/ca.pem".into());
     match Mqtt::start(cfg).await {
-        Err(Error::Tls(e)) => assert!(e.contains("/nonexistent/ca.pem"), "{e}"),
+        Err(StartError::Tls(e @ TlsError::File { .. })) => {
+            assert!(e.to_string().contains("/nonexistent/ca.pem"), "{e}");
+            // The PEM reader's error is kept as the cause.
+            assert!(std::error::Error::source(&e).is_some(), "{e:?}");
+        }
         other => panic!("expected a TLS error, got {other:?}"),
     }
 }

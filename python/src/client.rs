@@ -10,7 +10,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use axum_mqtt::topic::{share_filter, split_share, validate_filter, validate_topic, FilterIndex};
-use axum_mqtt::{Error, Message, Mqtt, MqttConfig, Protocol, QoS, Status};
+use axum_mqtt::{Error, Message, Mqtt, MqttConfig, Protocol, QoS, StartError, Status};
 use bytes::Bytes;
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
@@ -134,9 +134,11 @@ fn lane_of(topic: &str, lanes: usize) -> usize {
     (h.finish() % lanes.max(1) as u64) as usize
 }
 
-fn start_error(e: Error) -> PyErr {
+/// A configuration or router mistake is the app's `ValueError` (as a bad `app.config` value is);
+/// a file that cannot be used (TLS, outbox) is a `RuntimeError`.
+fn start_error(e: StartError) -> PyErr {
     match e {
-        Error::Config(e) => PyValueError::new_err(e.to_string()),
+        StartError::Config(_) | StartError::Router(_) => PyValueError::new_err(e.to_string()),
         other => PyRuntimeError::new_err(other.to_string()),
     }
 }

@@ -45,7 +45,7 @@ pub enum TestError {
     },
     /// Starting the app's client failed (an invalid config or router).
     #[error("the app's client did not start: {0}")]
-    AppStart(#[source] axum_mqtt::Error),
+    AppStart(#[source] axum_mqtt::StartError),
     /// Publishing or subscribing failed (an invalid topic or filter, a refusal, a timeout).
     #[error(transparent)]
     Mqtt(#[from] axum_mqtt::Error),
@@ -147,7 +147,9 @@ impl TestBroker {
             .map_err(|e| BrokerError::Start(e.to_string()))??;
         let mut client_config = config_for(&broker);
         client_config.client_id = unique_client_id("probe");
-        let client = Mqtt::start(client_config).await?;
+        let client = Mqtt::start(client_config)
+            .await
+            .map_err(axum_mqtt::Error::from)?;
         let state = client.wait_connected(CONNECT_WAIT).await;
         if state.status != Status::Connected {
             return Err(TestError::NotConnected {

@@ -120,7 +120,9 @@ async fn an_app_that_cannot_start_is_a_typed_error() -> Result<(), Box<dyn std::
     assert!(
         matches!(
             err,
-            TestError::AppStart(axum_mqtt::Error::InvalidFilter { .. })
+            TestError::AppStart(axum_mqtt::StartError::Router(
+                axum_mqtt::RouterError::InvalidFilter { .. }
+            ))
         ),
         "{err:?}"
     );

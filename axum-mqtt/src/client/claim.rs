@@ -5,7 +5,7 @@ use std::sync::Mutex;
 
 use super::lock::lock;
 use crate::config::MqttConfig;
-use crate::Error;
+use crate::error::ConfigError;
 
 /// Client ids in use by running clients of this process, per broker: two clients with one id would
 /// take each other's connection over in a loop (Flask-MQTT #64), so the second one is refused. A
@@ -16,7 +16,7 @@ static CLIENT_IDS: Mutex<Vec<String>> = Mutex::new(Vec::new());
 pub(crate) struct ClientIdClaim(Vec<String>, AtomicBool);
 
 impl ClientIdClaim {
-    pub fn take(config: &MqttConfig, client_id: &str) -> Result<Self, Error> {
+    pub fn take(config: &MqttConfig, client_id: &str) -> Result<Self, ConfigError> {
         let keys: Vec<String> = config
             .brokers()
             .iter()
@@ -24,14 +24,12 @@ impl ClientIdClaim {
             .collect();
         let mut ids = lock(&CLIENT_IDS);
         if keys.iter().any(|k| ids.contains(k)) {
-            return Err(config
-                .error(
-                    "CLIENT_ID",
-                    client_id,
-                    "already used by another running client of this process for this broker; \
+            return Err(config.error(
+                "CLIENT_ID",
+                client_id,
+                "already used by another running client of this process for this broker; \
                      two clients with one id take each other's connection over",
-                )
-                .into());
+            ));
         }
         ids.extend(keys.iter().cloned());
         Ok(ClientIdClaim(keys, AtomicBool::new(false)))

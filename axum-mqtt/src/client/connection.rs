@@ -34,6 +34,7 @@ use super::lock::lock;
 use super::requests::Stop;
 use super::retained::RetainedRoutes;
 use super::shared::Shared;
+use crate::error::ReasonCode;
 use crate::message::{Message, QoS};
 use crate::Error;
 
@@ -285,7 +286,7 @@ impl<M: MessageSink> Connection<M> {
                 let w = self.shared.requests.core().subscribe_acked(pkid);
                 if let Some(w) = w {
                     self.retained.on_suback(w.stream.as_ref());
-                    let results: Vec<(String, Result<QoS, String>)> = w
+                    let results: Vec<(String, Result<QoS, ReasonCode>)> = w
                         .filters
                         .iter()
                         .map(|(f, _)| f.clone())
@@ -340,7 +341,7 @@ impl<M: MessageSink> Connection<M> {
         }
     }
 
-    fn on_pub_done(&mut self, pkid: u16, refused: Option<String>) {
+    fn on_pub_done(&mut self, pkid: u16, refused: Option<ReasonCode>) {
         self.yield_first = true;
         let done = self.shared.requests.core().publish_acked(pkid);
         let Some((w, left)) = done else { return };
@@ -355,7 +356,7 @@ impl<M: MessageSink> Connection<M> {
                 self.events.send(Event::Publish(p.clone()));
                 w.finish(Ok(p));
             }
-            Some(reason) => w.finish(Err(Error::Refused(reason))),
+            Some(code) => w.finish(Err(Error::Refused(code))),
         }
     }
 

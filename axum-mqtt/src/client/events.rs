@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 
+use crate::error::ReasonCode;
 use crate::message::QoS;
 
 /// Where the connection is.
@@ -100,7 +101,7 @@ pub struct Subscribed {
     /// Packet id.
     pub mid: u16,
     /// Each filter with the granted QoS or the broker's refusal.
-    pub results: Vec<(String, Result<QoS, String>)>,
+    pub results: Vec<(String, Result<QoS, ReasonCode>)>,
 }
 
 /// The broker acknowledged an UNSUBSCRIBE (Flask-MQTT's `on_unsubscribe(mid)`).

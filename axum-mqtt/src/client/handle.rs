@@ -93,12 +93,12 @@ impl Mqtt {
         let res = match codes {
             Ok(codes) => match codes.into_iter().next() {
                 Some(Ok(q)) => Ok(q),
-                Some(Err(reason)) => Err(Error::Refused(reason)),
-                None => Err(Error::Refused("empty SUBACK".into())),
+                Some(Err(code)) => Err(Error::Refused(code)),
+                None => Err(Error::MissingSubackCode),
             },
             Err(e) => Err(e),
         };
-        if matches!(res, Err(Error::Refused(_))) {
+        if matches!(res, Err(Error::Refused(_) | Error::MissingSubackCode)) {
             lock(&self.shared().registry).remove(filter, Holder::Explicit);
         }
         res
@@ -202,8 +202,8 @@ impl Mqtt {
             let codes = self
                 .send_subscribe_for(vec![(filter.to_string(), q)], Some(weak))
                 .await?;
-            if let Some(Err(reason)) = codes.into_iter().next() {
-                return Err(Error::Refused(reason)); // dropping `stream` releases the filter
+            if let Some(Err(code)) = codes.into_iter().next() {
+                return Err(Error::Refused(code)); // dropping `stream` releases the filter
             }
         }
         Ok(stream)

@@ -13,10 +13,10 @@ pub(crate) use rustls::ClientConfig;
 use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
 
 use crate::config::{MqttConfig, TlsVersion};
-use crate::Error;
+use crate::error::TlsError;
 
 /// Builds the rustls client configuration, or `None` when TLS is off.
-pub(crate) fn client_config(cfg: &MqttConfig) -> Result<Option<Arc<ClientConfig>>, Error> {
+pub(crate) fn client_config(cfg: &MqttConfig) -> Result<Option<Arc<ClientConfig>>, TlsError> {
     let tls = &cfg.tls;
     if !tls.enabled {
         return Ok(None);
@@ -29,7 +29,7 @@ pub(crate) fn client_config(cfg: &MqttConfig) -> Result<Option<Arc<ClientConfig>
     };
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(versions)
-        .map_err(|e| Error::Tls(e.to_string()))?;
+        .map_err(|e| TlsError::Versions(Arc::new(e)))?;
     let builder = if tls.insecure {
         tracing::warn!("TLS_INSECURE is set: the broker's certificate is not verified");
         builder
@@ -40,9 +40,10 @@ pub(crate) fn client_config(cfg: &MqttConfig) -> Result<Option<Arc<ClientConfig>
         match &tls.ca_certs {
             Some(path) => {
                 for cert in read_certs(path)? {
-                    roots
-                        .add(cert)
-                        .map_err(|e| Error::Tls(format!("{}: {e}", path.display())))?;
+                    roots.add(cert).map_err(|e| TlsError::CaCertificate {
+                        path: path.clone(),
+                        source: Arc::new(e),
+                    })?;
                 }
             }
             None => {
@@ -51,9 +52,7 @@ pub(crate) fn client_config(cfg: &MqttConfig) -> Result<Option<Arc<ClientConfig>
                     let _ = roots.add(cert);
                 }
                 if roots.is_empty() {
-                    return Err(Error::Tls(
-                        "no system CA certificates found; set TLS_CA_CERTS".into(),
-                    ));
+                    return Err(TlsError::NoSystemRoots);
                 }
             }
         }
@@ -62,28 +61,32 @@ pub(crate) fn client_config(cfg: &MqttConfig) -> Result<Option<Arc<ClientConfig>
     let config = match (&tls.certfile, &tls.keyfile) {
         (Some(cert), Some(key)) => {
             let chain = read_certs(cert)?;
-            let key = PrivateKeyDer::from_pem_file(key).map_err(|e| {
-                Error::Tls(format!("{}: no usable private key ({e})", key.display()))
+            let key = PrivateKeyDer::from_pem_file(key).map_err(|e| TlsError::PrivateKey {
+                path: key.clone(),
+                source: Arc::new(e),
             })?;
             builder
                 .with_client_auth_cert(chain, key)
-                .map_err(|e| Error::Tls(format!("client certificate: {e}")))?
+                .map_err(|e| TlsError::ClientCertificate(Arc::new(e)))?
         }
         _ => builder.with_no_client_auth(),
     };
     Ok(Some(Arc::new(config)))
 }
 
-fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, Error> {
+fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let file = |e: rustls::pki_types::pem::Error| TlsError::File {
+        path: path.to_path_buf(),
+        source: Arc::new(e),
+    };
     let certs: Vec<_> = CertificateDer::pem_file_iter(path)
-        .map_err(|e| Error::Tls(format!("{}: {e}", path.display())))?
+        .map_err(file)?
         .collect::<Result<_, _>>()
-        .map_err(|e| Error::Tls(format!("{}: {e}", path.display())))?;
+        .map_err(file)?;
     if certs.is_empty() {
-        return Err(Error::Tls(format!(
-            "{}: no PEM certificate found",
-            path.display()
-        )));
+        return Err(TlsError::NoCertificate {
+            path: path.to_path_buf(),
+        });
     }
     Ok(certs)
 }

@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use crate::topic::validate_topic;
-use crate::Error;
+use crate::error::RouterError;
+use crate::topic::topic_problem;
 
 /// What the template's `{topic}` is replaced with.
 const PLACEHOLDER: &str = "{topic}";
@@ -16,8 +16,8 @@ pub(crate) struct DeadLetterTopic(Arc<str>);
 impl DeadLetterTopic {
     /// Checks a template: once `{topic}` is replaced it must be a topic to publish to (not empty,
     /// no wildcard, no NUL), with no braces but `{topic}`, and not `{topic}` alone.
-    pub fn parse(template: &str) -> Result<Self, Error> {
-        let bad = |reason| Error::InvalidDeadLetter {
+    pub fn parse(template: &str) -> Result<Self, RouterError> {
+        let bad = |reason| RouterError::InvalidDeadLetter {
             template: template.to_string(),
             reason,
         };
@@ -29,11 +29,8 @@ impl DeadLetterTopic {
                 "`{topic}` alone sends the dead letter back to the topic that failed; add a prefix such as `dlq/{topic}`",
             ));
         }
-        match validate_topic(&template.replace(PLACEHOLDER, "t")) {
-            Ok(()) => Ok(DeadLetterTopic(template.into())),
-            Err(Error::InvalidTopic { reason, .. }) => Err(bad(reason)),
-            Err(e) => Err(e),
-        }
+        topic_problem(&template.replace(PLACEHOLDER, "t")).map_err(bad)?;
+        Ok(DeadLetterTopic(template.into()))
     }
 
     /// The dead-letter topic of a message published to `topic`.
@@ -48,7 +45,7 @@ mod tests {
 
     fn reason(template: &str) -> String {
         match DeadLetterTopic::parse(template) {
-            Err(Error::InvalidDeadLetter {
+            Err(RouterError::InvalidDeadLetter {
                 template: t,
                 reason,
             }) => {

@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use super::dead_letter_topic::DeadLetterTopic;
+use crate::error::RouterError;
 use crate::message::QoS;
-use crate::Error;
 
 /// Per-route settings for [`Router::route_with`](crate::Router::route_with).
 ///
@@ -18,7 +18,7 @@ pub struct RouteOptions {
     pub(crate) ack_after: bool,
     pub(crate) retry: Retry,
     /// Checked when set; an error is reported when the route is added.
-    pub(crate) dead_letter: Option<Result<DeadLetterTopic, Error>>,
+    pub(crate) dead_letter: Option<Result<DeadLetterTopic, RouterError>>,
 }
 
 /// How often a failing handler runs, and how long it waits in between.

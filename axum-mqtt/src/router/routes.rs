@@ -7,10 +7,10 @@ use std::sync::Arc;
 use tower::{BoxError, Layer, Service, ServiceExt};
 
 use super::{Handler, Outcome, Route, RouteOptions};
+use crate::error::{RouterError, RouterSetting};
 use crate::extract::{MqttRequest, Rejection};
 use crate::message::{Message, QoS};
 use crate::topic::TopicPattern;
-use crate::Error;
 
 #[cfg(feature = "asyncapi")]
 use super::doc::{JsonArgs, PayloadDoc, RouteDoc};
@@ -58,7 +58,7 @@ pub struct Router<S = ()> {
     fallback: Option<MakeRoute<S>>,
     shared_group: Option<String>,
     on_rejection: Option<RejectionHandler>,
-    errors: Vec<Error>,
+    errors: Vec<RouterError>,
 }
 
 impl<S> Clone for Router<S> {
@@ -132,7 +132,7 @@ where
     ///
     /// `pattern` is an MQTT filter whose wildcards may be named: `{name}` (one level, `+`) and a
     /// trailing `{*name}` (the rest, `#`). An invalid pattern makes the client's `start` fail with
-    /// [`Error::InvalidFilter`].
+    /// [`RouterError::InvalidFilter`].
     pub fn route<H, T>(self, pattern: &str, handler: H) -> Self
     where
         H: Handler<T, S>,
@@ -143,7 +143,7 @@ where
 
     /// Like [`route`](Self::route), with options: QoS, acknowledgement mode, retries, dead-letter
     /// topic. An invalid [dead-letter template](RouteOptions::dead_letter) makes the client's
-    /// `start` fail with [`Error::InvalidDeadLetter`].
+    /// `start` fail with [`RouterError::InvalidDeadLetter`].
     pub fn route_with<H, T>(mut self, pattern: &str, opts: RouteOptions, handler: H) -> Self
     where
         H: Handler<T, S>,
@@ -159,14 +159,17 @@ where
             self.errors.push(e.clone());
             return;
         }
-        match TopicPattern::parse(pattern) {
+        match TopicPattern::parse_pattern(pattern) {
             Ok(p) => self.routes.push(RouteDef {
                 pattern: Some(p),
                 opts,
                 payload: PayloadDoc::BYTES,
                 make,
             }),
-            Err(e) => self.errors.push(e),
+            Err(reason) => self.errors.push(RouterError::InvalidFilter {
+                filter: pattern.to_string(),
+                reason,
+            }),
         }
     }
 
@@ -287,7 +290,7 @@ where
     /// the messages between them (MQTT 5 shared subscriptions; Mosquitto also allows them on 3.1.1).
     pub fn shared(mut self, group: &str) -> Self {
         if group.is_empty() || group.contains(['/', '+', '#']) {
-            self.errors.push(Error::InvalidFilter {
+            self.errors.push(RouterError::InvalidFilter {
                 filter: format!("$share/{group}/"),
                 reason: "a shared group name must be non-empty without `/`, `+` or `#`",
             });
@@ -316,7 +319,7 @@ where
 
     /// Adds another router's routes (after this one's). Settings only one router may have (the
     /// fallback, the rejection handler, a shared group other than this one's) make the client's
-    /// `start` fail with [`Error::Router`] when both have them, rather than one being dropped.
+    /// `start` fail with a [`RouterError`] when both have them, rather than one being dropped.
     ///
     /// ```
     /// use axum_mqtt::{Mqtt, MqttConfig, Router};
@@ -335,23 +338,26 @@ where
         self.routes.extend(other.routes);
         self.errors.extend(other.errors);
         match (&self.fallback, other.fallback) {
-            (Some(_), Some(_)) => self.errors.push(Error::Router(
-                "both merged routers have a fallback; keep one".into(),
-            )),
+            (Some(_), Some(_)) => self
+                .errors
+                .push(RouterError::MergedTwice(RouterSetting::Fallback)),
             (None, theirs) => self.fallback = theirs,
             (Some(_), None) => {}
         }
         match (&self.on_rejection, other.on_rejection) {
-            (Some(_), Some(_)) => self.errors.push(Error::Router(
-                "both merged routers have a rejection handler; keep one".into(),
-            )),
+            (Some(_), Some(_)) => self
+                .errors
+                .push(RouterError::MergedTwice(RouterSetting::RejectionHandler)),
             (None, theirs) => self.on_rejection = theirs,
             (Some(_), None) => {}
         }
         match (&self.shared_group, other.shared_group) {
-            (Some(mine), Some(theirs)) if *mine != theirs => self.errors.push(Error::Router(
-                format!("merged routers have different shared groups ({mine:?} and {theirs:?})"),
-            )),
+            (Some(ours), Some(theirs)) if *ours != theirs => {
+                self.errors.push(RouterError::SharedGroups {
+                    ours: ours.clone(),
+                    theirs,
+                })
+            }
             (None, theirs) => self.shared_group = theirs,
             _ => {}
         }
@@ -360,7 +366,7 @@ where
 
     /// Adds another router's routes under a topic prefix: `nest("home/{room}", r)` turns r's `light`
     /// into `home/{room}/light`. Fallbacks, rejection handlers and shared groups are global: a
-    /// nested router that has one makes the client's `start` fail with [`Error::Router`].
+    /// nested router that has one makes the client's `start` fail with [`RouterError::Nested`].
     ///
     /// ```
     /// use axum_mqtt::Router;
@@ -372,28 +378,37 @@ where
         let prefix = prefix.trim_end_matches('/');
         self.errors.extend(other.errors);
         let global = [
-            (other.fallback.is_some(), "a fallback"),
-            (other.on_rejection.is_some(), "a rejection handler"),
-            (other.shared_group.is_some(), "a shared group"),
+            (other.fallback.is_some(), RouterSetting::Fallback),
+            (
+                other.on_rejection.is_some(),
+                RouterSetting::RejectionHandler,
+            ),
+            (other.shared_group.is_some(), RouterSetting::SharedGroup),
         ];
-        for (_, what) in global.iter().filter(|(has, _)| *has) {
-            self.errors.push(Error::Router(format!(
-                "the router nested under {prefix:?} has {what}; set it on the outer router"
-            )));
+        for (_, setting) in global.into_iter().filter(|(has, _)| *has) {
+            self.errors.push(RouterError::Nested {
+                prefix: prefix.to_string(),
+                setting,
+            });
         }
         for mut def in other.routes {
             let Some(p) = def.pattern.take() else {
-                self.errors.push(Error::Router(format!(
-                    "the router nested under {prefix:?} has a catch-all handler; add it to the outer router"
-                )));
+                self.errors.push(RouterError::Nested {
+                    prefix: prefix.to_string(),
+                    setting: RouterSetting::CatchAll,
+                });
                 continue;
             };
-            match TopicPattern::parse(&format!("{prefix}/{}", p.as_str())) {
+            let pattern = format!("{prefix}/{}", p.as_str());
+            match TopicPattern::parse_pattern(&pattern) {
                 Ok(p) => {
                     def.pattern = Some(p);
                     self.routes.push(def);
                 }
-                Err(e) => self.errors.push(e),
+                Err(reason) => self.errors.push(RouterError::InvalidFilter {
+                    filter: pattern,
+                    reason,
+                }),
             }
         }
         self
@@ -470,7 +485,7 @@ where
         out
     }
 
-    pub(crate) fn take_errors(&mut self) -> Vec<Error> {
+    pub(crate) fn take_errors(&mut self) -> Vec<RouterError> {
         std::mem::take(&mut self.errors)
     }
 

@@ -41,10 +41,16 @@ const MAX_LEN: usize = 65_535;
 /// assert!(validate_topic("").is_err());
 /// ```
 pub fn validate_topic(topic: &str) -> Result<(), Error> {
-    let bad = |reason| Error::InvalidTopic {
+    topic_problem(topic).map_err(|reason| Error::InvalidTopic {
         topic: topic.to_string(),
         reason,
-    };
+    })
+}
+
+/// [`validate_topic`], failing with the reason alone (a dead-letter template reports it as its
+/// own error).
+pub(crate) fn topic_problem(topic: &str) -> Result<(), &'static str> {
+    let bad = |reason: &'static str| reason;
     if topic.is_empty() {
         return Err(bad("a topic must not be empty"));
     }
@@ -193,10 +199,16 @@ pub struct TopicPattern {
 impl TopicPattern {
     /// Parses a route pattern or a plain MQTT filter (`$share/<group>/` is stripped).
     pub fn parse(pattern: &str) -> Result<TopicPattern, Error> {
-        let bad = |reason| Error::InvalidFilter {
+        Self::parse_pattern(pattern).map_err(|reason| Error::InvalidFilter {
             filter: pattern.to_string(),
             reason,
-        };
+        })
+    }
+
+    /// [`parse`](Self::parse), failing with the reason alone (the router reports it as its own
+    /// error).
+    pub(crate) fn parse_pattern(pattern: &str) -> Result<TopicPattern, &'static str> {
+        let bad = |reason: &'static str| reason;
         if pattern.is_empty() {
             return Err(bad("a filter must not be empty"));
         }

@@ -81,17 +81,18 @@ impl From<Error> for ApiError {
             Error::InvalidFilter { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_filter"),
             Error::PayloadTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             Error::PropertiesNeedV5 => (StatusCode::UNPROCESSABLE_ENTITY, "needs_mqtt5"),
-            Error::Refused(_) | Error::SessionLost => (StatusCode::BAD_GATEWAY, "broker_refused"),
+            Error::Refused(_) | Error::MissingSubackCode | Error::SessionLost => {
+                (StatusCode::BAD_GATEWAY, "broker_refused")
+            }
+            // Another request removed the subscription meanwhile.
+            Error::Unsubscribed => (StatusCode::CONFLICT, "unsubscribed"),
             Error::Timeout(_) => (StatusCode::GATEWAY_TIMEOUT, "broker_timeout"),
             Error::Closed => (StatusCode::SERVICE_UNAVAILABLE, "client_closed"),
-            Error::OutboxFull { .. } => (StatusCode::SERVICE_UNAVAILABLE, "outbox_full"),
-            Error::Outbox { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "outbox"),
+            Error::OutboxFull(_) => (StatusCode::SERVICE_UNAVAILABLE, "outbox_full"),
+            Error::Outbox(_) => (StatusCode::INTERNAL_SERVER_ERROR, "outbox"),
             Error::DurableNeedsQos => (StatusCode::UNPROCESSABLE_ENTITY, "durable_needs_qos"),
             Error::NoOutbox => (StatusCode::NOT_FOUND, "no_outbox"),
-            Error::Config(_)
-            | Error::Tls(_)
-            | Error::Router(_)
-            | Error::InvalidDeadLetter { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "config"),
+            Error::Start(_) => (StatusCode::INTERNAL_SERVER_ERROR, "config"),
         };
         ApiError::new(status, kind, e.to_string())
     }

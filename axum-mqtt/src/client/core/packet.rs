@@ -2,10 +2,11 @@
 
 use bytes::Bytes;
 
+use crate::error::ReasonCode;
 use crate::message::{Properties, QoS};
 
 /// The broker's answer for one filter of a SUBSCRIBE: the granted QoS, or why it refused.
-pub(crate) type SubCode = Result<QoS, String>;
+pub(crate) type SubCode = Result<QoS, ReasonCode>;
 
 /// An outgoing publish, before it is turned into a version's packet.
 #[derive(Debug, Clone)]

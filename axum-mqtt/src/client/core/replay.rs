@@ -100,9 +100,7 @@ pub(super) fn reconcile<R: Replayable>(
             .collect();
         if subscriptions.is_empty() {
             for a in attached {
-                a.finish(Err(Error::Refused(
-                    "unsubscribed before the broker confirmed".into(),
-                )));
+                a.finish(Err(Error::Unsubscribed));
             }
         } else {
             tracing::debug!(count = subscriptions.len(), "restoring subscriptions");

@@ -61,7 +61,8 @@ impl SubWaiter {
     pub fn finish(mut self, res: Result<Vec<SubCode>, Error>) {
         for a in std::mem::take(&mut self.attached) {
             let mine = match &res {
-                Ok(codes) => Ok(a
+                // A filter the SUBACK has no code for fails the whole request.
+                Ok(codes) => a
                     .filters
                     .iter()
                     .map(|(f, _)| {
@@ -69,9 +70,9 @@ impl SubWaiter {
                             .iter()
                             .position(|(g, _)| g == f)
                             .and_then(|i| codes.get(i).cloned())
-                            .unwrap_or_else(|| Err("no answer from the broker".into()))
+                            .ok_or(Error::MissingSubackCode)
                     })
-                    .collect()),
+                    .collect(),
                 Err(e) => Err(e.clone()),
             };
             a.finish(mine);

@@ -7,6 +7,7 @@ use rumqttc::v5::mqttbytes::v5 as p5;
 
 use super::{LinkError, NetEvent};
 use crate::client::core::packet::OutPublish;
+use crate::error::ReasonCode;
 use crate::message::{Message, Properties, QoS};
 
 pub(super) fn v4_qos(q: QoS) -> rumqttc::QoS {
@@ -88,7 +89,7 @@ pub(super) fn v4_event(e: rumqttc::Event) -> NetEvent {
                     .into_iter()
                     .map(|c| match c {
                         rumqttc::SubscribeReasonCode::Success(q) => Ok(from_v4_qos(q)),
-                        rumqttc::SubscribeReasonCode::Failure => Err("failure (0x80)".to_string()),
+                        rumqttc::SubscribeReasonCode::Failure => Err(ReasonCode::new(0x80)),
                     })
                     .collect(),
             },
@@ -137,17 +138,11 @@ pub(super) fn v5_event(e: r5::Event) -> NetEvent {
             }),
             P::PubAck(a) => NetEvent::PubAck {
                 pkid: a.pkid,
-                refused: match a.reason {
-                    p5::PubAckReason::Success | p5::PubAckReason::NoMatchingSubscribers => None,
-                    r => Some(format!("{r:?}")),
-                },
+                refused: puback_code(&a.reason),
             },
             P::PubRec(a) => NetEvent::PubRec {
                 pkid: a.pkid,
-                refused: match a.reason {
-                    p5::PubRecReason::Success | p5::PubRecReason::NoMatchingSubscribers => None,
-                    r => Some(format!("{r:?}")),
-                },
+                refused: pubrec_code(&a.reason),
             },
             P::PubComp(a) => NetEvent::PubComp { pkid: a.pkid },
             P::SubAck(a) => NetEvent::SubAck {
@@ -157,7 +152,7 @@ pub(super) fn v5_event(e: r5::Event) -> NetEvent {
                     .into_iter()
                     .map(|c| match c {
                         p5::SubscribeReasonCode::Success(q) => Ok(from_v5_qos(q)),
-                        other => Err(format!("{other:?}")),
+                        other => Err(suback_code(&other)),
                     })
                     .collect(),
             },
@@ -237,4 +232,55 @@ pub(super) fn v5_error(e: r5::ConnectionError) -> LinkError {
         message: e.to_string(),
         refused,
     }
+}
+
+// The failure reason codes of MQTT 5 acks (§3.4.2.1, §3.5.2.1, §3.9.3): rumqttc's enums have no
+// numeric value to read back.
+
+/// A PUBACK's failure code; `None` for success (with or without subscribers).
+fn puback_code(r: &p5::PubAckReason) -> Option<ReasonCode> {
+    use p5::PubAckReason as R;
+    let code = match r {
+        R::Success | R::NoMatchingSubscribers => return None,
+        R::UnspecifiedError => 0x80,
+        R::ImplementationSpecificError => 0x83,
+        R::NotAuthorized => 0x87,
+        R::TopicNameInvalid => 0x90,
+        R::PacketIdentifierInUse => 0x91,
+        R::QuotaExceeded => 0x97,
+        R::PayloadFormatInvalid => 0x99,
+    };
+    Some(ReasonCode::new(code))
+}
+
+/// A PUBREC's failure code; `None` for success (with or without subscribers).
+fn pubrec_code(r: &p5::PubRecReason) -> Option<ReasonCode> {
+    use p5::PubRecReason as R;
+    let code = match r {
+        R::Success | R::NoMatchingSubscribers => return None,
+        R::UnspecifiedError => 0x80,
+        R::ImplementationSpecificError => 0x83,
+        R::NotAuthorized => 0x87,
+        R::TopicNameInvalid => 0x90,
+        R::PacketIdentifierInUse => 0x91,
+        R::QuotaExceeded => 0x97,
+        R::PayloadFormatInvalid => 0x99,
+    };
+    Some(ReasonCode::new(code))
+}
+
+/// A SUBACK entry's failure code (never called with `Success`).
+fn suback_code(r: &p5::SubscribeReasonCode) -> ReasonCode {
+    use p5::SubscribeReasonCode as R;
+    ReasonCode::new(match r {
+        R::Success(_) | R::Failure | R::Unspecified => 0x80,
+        R::ImplementationSpecific => 0x83,
+        R::NotAuthorized => 0x87,
+        R::TopicFilterInvalid => 0x8F,
+        R::PkidInUse => 0x91,
+        R::QuotaExceeded => 0x97,
+        R::SharedSubscriptionsNotSupported => 0x9E,
+        R::SubscriptionIdNotSupported => 0xA1,
+        R::WildcardSubscriptionsNotSupported => 0xA2,
+    })
 }

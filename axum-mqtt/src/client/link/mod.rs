@@ -16,6 +16,7 @@ use super::core::replay::{Outgoing, Replayable, ReqKind};
 #[cfg(not(feature = "websocket"))]
 use crate::config::NO_WEBSOCKET;
 use crate::config::{BrokerAddr, MqttConfig, Protocol, Transport};
+use crate::error::ReasonCode;
 use crate::message::{Message, QoS};
 use crate::Error;
 
@@ -28,11 +29,11 @@ pub(crate) enum NetEvent {
     Publish(Message),
     PubAck {
         pkid: u16,
-        refused: Option<String>,
+        refused: Option<ReasonCode>,
     },
     PubRec {
         pkid: u16,
-        refused: Option<String>,
+        refused: Option<ReasonCode>,
     },
     PubComp {
         pkid: u16,
@@ -300,7 +301,7 @@ impl Link {
         capacity: usize,
         tls: Option<Arc<super::tls::ClientConfig>>,
         manual_acks: bool,
-    ) -> Result<(Sender, Link), Error> {
+    ) -> Result<(Sender, Link), crate::error::ConfigError> {
         let ws = cfg.transport == Transport::Websockets;
         let with_tls = tls.is_some();
         let transport = match (ws, tls) {
@@ -312,7 +313,7 @@ impl Link {
             #[cfg(all(feature = "tls", feature = "websocket"))]
             (true, Some(t)) => rumqttc::Transport::Wss(rumqttc::TlsConfiguration::Rustls(t)),
             #[cfg(not(feature = "websocket"))]
-            (true, _) => return Err(cfg.error("TRANSPORT", "websockets", NO_WEBSOCKET).into()),
+            (true, _) => return Err(cfg.error("TRANSPORT", "websockets", NO_WEBSOCKET)),
             #[cfg(not(feature = "tls"))]
             (_, Some(t)) => match *t {},
         };

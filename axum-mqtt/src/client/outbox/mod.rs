@@ -33,6 +33,7 @@ use super::events::{ConnectionState, Published, Status};
 use super::lock::lock;
 use super::meters::OutboxMeters;
 use crate::config::OutboxConfig;
+use crate::error::{OutboxCause, OutboxError, OutboxLimit};
 use crate::message::QoS;
 use crate::Error;
 
@@ -142,7 +143,7 @@ pub struct Outbox {
 impl std::fmt::Debug for Outbox {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Outbox")
-            .field("path", &self.inner.path)
+            .field("path", &self.inner.config.path)
             .field("depth", &self.depth())
             .finish()
     }
@@ -164,7 +165,6 @@ pub struct OutboxDepth {
 }
 
 struct Inner {
-    path: String,
     config: OutboxConfig,
     /// Durable publishes waiting to be stored: whoever commits next stores them all in one
     /// transaction (group commit: one fsync for every concurrent caller, not one each).
@@ -190,8 +190,8 @@ struct State {
 }
 
 impl Outbox {
-    /// Opens (or creates) the file and checks it (a damaged file is [`Error::Outbox`]).
-    pub(crate) fn open(config: &OutboxConfig, meters: OutboxMeters) -> Result<Outbox, Error> {
+    /// Opens (or creates) the file and checks it (a damaged file is an [`OutboxError`]).
+    pub(crate) fn open(config: &OutboxConfig, meters: OutboxMeters) -> Result<Outbox, OutboxError> {
         let store = Store::open(&config.path)?;
         let depth = store.depth;
         if depth.messages > 0 {
@@ -206,7 +206,6 @@ impl Outbox {
         meters.bytes.set(depth.bytes as f64);
         Ok(Outbox {
             inner: Arc::new(Inner {
-                path: config.path.display().to_string(),
                 config: config.clone(),
                 incoming: Mutex::new(Vec::new()),
                 state: Mutex::new(State {
@@ -290,10 +289,16 @@ impl Outbox {
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || f(&mut lock(&inner.state)))
             .await
-            .map_err(|e| Error::Outbox {
-                path: self.inner.path.clone(),
-                reason: format!("outbox task failed: {e}"),
-            })?
+            .map_err(|e| self.error(OutboxCause::Task(Arc::new(e))))?
+    }
+
+    /// This file's error for `cause`.
+    fn error(&self, cause: OutboxCause) -> Error {
+        OutboxError {
+            path: self.inner.config.path.clone(),
+            cause,
+        }
+        .into()
     }
 
     /// `Publish::durable`: store, wake the sender, wait for the ack as long as that makes sense
@@ -315,10 +320,7 @@ impl Outbox {
             Ok(())
         })
         .await?;
-        let (id, rx) = rx.await.map_err(|_| Error::Outbox {
-            path: self.inner.path.clone(),
-            reason: "the message was neither stored nor refused".into(),
-        })??;
+        let (id, rx) = rx.await.map_err(|_| self.error(OutboxCause::NotStored))??;
         self.inner.wake.notify_one();
         let queued = Delivery::Queued { id: OutboxId(id) };
         if state.borrow_and_update().status != Status::Connected {
@@ -343,9 +345,10 @@ impl Outbox {
         };
         match answer {
             Some(Ok(p)) => Ok(Delivery::Acked(p)),
-            Some(Err(e @ Error::Refused(_))) => Err(e),
             // Closed, or no answer yet: the message is on disk and goes out later.
-            _ => Ok(queued),
+            Some(Err(Error::Closed)) | None => Ok(queued),
+            // Refused for good (the row is marked failed): it will not go out.
+            Some(Err(e)) => Err(e),
         }
     }
 }
@@ -366,19 +369,23 @@ fn commit(inner: &Inner, s: &mut State) {
     for item in batch {
         let size = store::row_bytes(&item.msg);
         let full = if depth.messages >= max_messages {
-            Some(format!("{} of {max_messages} messages", depth.messages))
+            Some(OutboxLimit::Messages {
+                held: depth.messages,
+                max: max_messages,
+            })
         } else if depth.bytes + size > max_bytes {
-            Some(format!(
-                "{} + {size} bytes would exceed {max_bytes} bytes",
-                depth.bytes
-            ))
+            Some(OutboxLimit::Bytes {
+                held: depth.bytes,
+                size,
+                max: max_bytes,
+            })
         } else {
             None
         };
         match full {
-            Some(reason) => {
+            Some(limit) => {
                 meters.full.increment(1);
-                let _ = item.stored.send(Err(Error::OutboxFull { reason }));
+                let _ = item.stored.send(Err(Error::OutboxFull(limit)));
             }
             None => {
                 depth.messages += 1;

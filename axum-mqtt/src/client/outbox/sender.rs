@@ -42,12 +42,12 @@ pub(crate) async fn run(outbox: Outbox, requests: Arc<Requests>, window: usize) 
                     Err(e) => tracing::error!(error = %e, "cannot read the outbox"),
                 }
             }
-            let mut refused: Vec<(u64, String)> = Vec::new();
+            let mut refused: Vec<(u64, Error)> = Vec::new();
             for row in rows {
                 cursor = cursor.max(row.id);
                 if let Err(e) = requests.check(&row.msg) {
                     // Stored under another configuration (e.g. MQTT 5 properties, now 3.1.1).
-                    refused.push((row.id, e.to_string()));
+                    refused.push((row.id, e));
                     continue;
                 }
                 match requests.enqueue(row.msg.clone()).await {
@@ -56,17 +56,24 @@ pub(crate) async fn run(outbox: Outbox, requests: Arc<Requests>, window: usize) 
                             .boxed(),
                     ),
                     Err(Error::Closed) => break,
-                    Err(e) => refused.push((row.id, e.to_string())),
+                    Err(e) => refused.push((row.id, e)),
                 }
             }
             if !refused.is_empty() {
                 let replies = refused
                     .iter()
-                    .map(|(id, r)| (*id, Err(Error::Refused(r.clone()))))
+                    .map(|(id, e)| (*id, Err(e.clone())))
                     .collect();
                 let done = refused
                     .into_iter()
-                    .map(|(id, reason)| (id, RowState::Failed { reason }))
+                    .map(|(id, e)| {
+                        (
+                            id,
+                            RowState::Failed {
+                                reason: e.to_string(),
+                            },
+                        )
+                    })
                     .collect();
                 finish(&outbox, done, replies).await;
             }

@@ -12,6 +12,7 @@ use bytes::Bytes;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::client::core::packet::OutPublish;
+use crate::error::{OutboxCause, OutboxError};
 use crate::message::{Properties, QoS};
 use crate::Error;
 
@@ -82,28 +83,25 @@ pub(crate) fn now_ms() -> i64 {
 impl Store {
     /// Opens (or creates) the outbox at `path` and checks it. A damaged, truncated or foreign file is
     /// an error naming the file; nothing is dropped or rewritten to make it open.
-    pub fn open(path: &Path) -> Result<Store, Error> {
-        let err = |reason: String| Error::Outbox {
-            path: path.display().to_string(),
-            reason,
-        };
+    pub fn open(path: &Path) -> Result<Store, OutboxError> {
         if let Ok(meta) = std::fs::metadata(path) {
             if meta.len() == 0 {
-                return Err(err(
-                    "the file exists but is empty (truncated?); move it away to start a new outbox"
-                        .into(),
-                ));
+                return Err(OutboxError {
+                    path: path.to_path_buf(),
+                    cause: OutboxCause::Empty,
+                });
             }
         }
-        let conn = Connection::open(path).map_err(|e| err(e.to_string()))?;
+        let err = |e| sqlite(path, e);
+        let conn = Connection::open(path).map_err(err)?;
         let store = Store {
             conn,
             path: path.to_path_buf(),
             depth: Depth::default(),
         };
-        store.check_and_init().map_err(|e| err(e.to_string()))?;
+        store.check_and_init().map_err(err)?;
         let mut store = store;
-        store.depth = store.count().map_err(|e| err(e.to_string()))?;
+        store.depth = store.count().map_err(err)?;
         Ok(store)
     }
 
@@ -153,10 +151,7 @@ impl Store {
     }
 
     fn fail(&self, e: rusqlite::Error) -> Error {
-        Error::Outbox {
-            path: self.path.display().to_string(),
-            reason: e.to_string(),
-        }
+        sqlite(&self.path, e).into()
     }
 
     /// Stores a message; it is on disk when this returns.
@@ -167,11 +162,8 @@ impl Store {
 
     /// Stores messages in one transaction (one fsync for all); they are on disk when this returns.
     pub fn insert_all(&mut self, msgs: &[OutPublish]) -> Result<Vec<u64>, Error> {
-        let path = self.path.display().to_string();
-        let fail = |e: rusqlite::Error| Error::Outbox {
-            path: path.clone(),
-            reason: e.to_string(),
-        };
+        let path = self.path.clone();
+        let fail = |e| Error::from(sqlite(&path, e));
         let now = now_ms();
         let tx = self.conn.transaction().map_err(fail)?;
         let mut ids = Vec::with_capacity(msgs.len());
@@ -245,11 +237,8 @@ impl Store {
     /// is dropped, the id and its state are kept for [`status`](Self::status).
     pub fn finish(&mut self, done: &[(u64, RowState)]) -> Result<(), Error> {
         let now = now_ms();
-        let path = self.path.display().to_string();
-        let fail = |e: rusqlite::Error| Error::Outbox {
-            path: path.clone(),
-            reason: e.to_string(),
-        };
+        let path = self.path.clone();
+        let fail = |e| Error::from(sqlite(&path, e));
         let tx = self.conn.transaction().map_err(fail)?;
         let mut freed = Depth::default();
         {
@@ -326,6 +315,14 @@ impl Store {
             )
             .optional()
             .map_err(|e| self.fail(e))
+    }
+}
+
+/// The file's error for a failed SQLite call.
+fn sqlite(path: &Path, e: rusqlite::Error) -> OutboxError {
+    OutboxError {
+        path: path.to_path_buf(),
+        cause: OutboxCause::Sqlite(std::sync::Arc::new(e)),
     }
 }
 
