@@ -110,6 +110,28 @@ pub(super) fn v4_event(e: rumqttc::Event) -> NetEvent {
     }
 }
 
+// The failure reason codes of MQTT 5 acks (§3.4.2.1, §3.5.2.1, §3.9.3): rumqttc's enums have no
+// numeric value to read back.
+
+/// The failure code of a PUBACK or PUBREC reason (`$reason` is `PubAckReason` or `PubRecReason`,
+/// two enums with the same variants); `None` for success, with or without subscribers.
+macro_rules! publish_ack_code {
+    ($r:expr, $reason:ident) => {{
+        use p5::$reason as R;
+        let code = match $r {
+            R::Success | R::NoMatchingSubscribers => None,
+            R::UnspecifiedError => Some(0x80),
+            R::ImplementationSpecificError => Some(0x83),
+            R::NotAuthorized => Some(0x87),
+            R::TopicNameInvalid => Some(0x90),
+            R::PacketIdentifierInUse => Some(0x91),
+            R::QuotaExceeded => Some(0x97),
+            R::PayloadFormatInvalid => Some(0x99),
+        };
+        code.map(ReasonCode::new)
+    }};
+}
+
 pub(super) fn v5_event(e: r5::Event) -> NetEvent {
     use r5::{Event, Incoming as P};
     use rumqttc::Outgoing;
@@ -138,11 +160,11 @@ pub(super) fn v5_event(e: r5::Event) -> NetEvent {
             }),
             P::PubAck(a) => NetEvent::PubAck {
                 pkid: a.pkid,
-                refused: puback_code(&a.reason),
+                refused: publish_ack_code!(a.reason, PubAckReason),
             },
             P::PubRec(a) => NetEvent::PubRec {
                 pkid: a.pkid,
-                refused: pubrec_code(&a.reason),
+                refused: publish_ack_code!(a.reason, PubRecReason),
             },
             P::PubComp(a) => NetEvent::PubComp { pkid: a.pkid },
             P::SubAck(a) => NetEvent::SubAck {
@@ -232,41 +254,6 @@ pub(super) fn v5_error(e: r5::ConnectionError) -> LinkError {
         message: e.to_string(),
         refused,
     }
-}
-
-// The failure reason codes of MQTT 5 acks (§3.4.2.1, §3.5.2.1, §3.9.3): rumqttc's enums have no
-// numeric value to read back.
-
-/// A PUBACK's failure code; `None` for success (with or without subscribers).
-fn puback_code(r: &p5::PubAckReason) -> Option<ReasonCode> {
-    use p5::PubAckReason as R;
-    let code = match r {
-        R::Success | R::NoMatchingSubscribers => return None,
-        R::UnspecifiedError => 0x80,
-        R::ImplementationSpecificError => 0x83,
-        R::NotAuthorized => 0x87,
-        R::TopicNameInvalid => 0x90,
-        R::PacketIdentifierInUse => 0x91,
-        R::QuotaExceeded => 0x97,
-        R::PayloadFormatInvalid => 0x99,
-    };
-    Some(ReasonCode::new(code))
-}
-
-/// A PUBREC's failure code; `None` for success (with or without subscribers).
-fn pubrec_code(r: &p5::PubRecReason) -> Option<ReasonCode> {
-    use p5::PubRecReason as R;
-    let code = match r {
-        R::Success | R::NoMatchingSubscribers => return None,
-        R::UnspecifiedError => 0x80,
-        R::ImplementationSpecificError => 0x83,
-        R::NotAuthorized => 0x87,
-        R::TopicNameInvalid => 0x90,
-        R::PacketIdentifierInUse => 0x91,
-        R::QuotaExceeded => 0x97,
-        R::PayloadFormatInvalid => 0x99,
-    };
-    Some(ReasonCode::new(code))
 }
 
 /// A SUBACK entry's failure code (never called with `Success`).
