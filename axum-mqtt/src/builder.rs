@@ -4,7 +4,7 @@
 //! [`MessageSink`](crate::client::connection::MessageSink)).
 
 use std::future::Future;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
 
@@ -19,6 +19,7 @@ use crate::client::link::Link;
 use crate::client::registry::{Holder, Registry};
 use crate::client::requests::Requests;
 use crate::client::shared::{Inner, Shared};
+use crate::client::slot::Streams;
 use crate::client::stats::Counters;
 use crate::client::{connection, deadlines, tls};
 use crate::config::{BrokerAddr, MqttConfig};
@@ -211,7 +212,7 @@ impl MqttBuilder {
             ack_after: AckAfter::new(ack_after, sender),
             registry: Mutex::new(registry),
             state,
-            streams: RwLock::new(Vec::new()),
+            streams: Streams::default(),
             counters,
             #[cfg(feature = "outbox")]
             outbox: outbox.clone(),

@@ -502,11 +502,7 @@ impl<M: MessageSink> Connection<M> {
         let m = &self.shared.counters.meters;
         m.inflight.set(0.0);
         m.connected.set(0.0);
-        self.shared
-            .streams
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .clear();
+        self.shared.streams.clear();
         if was_connected {
             self.events
                 .send(Event::Disconnect(Disconnected { reason: None }));

@@ -183,11 +183,7 @@ impl Mqtt {
         });
         let (stream, slot) = MessageStream::new(release, filter, capacity)?;
         let weak = Arc::downgrade(&slot);
-        self.shared()
-            .streams
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(slot);
+        self.shared().streams.add(slot);
         let (need, held) = {
             let mut registry = lock(&self.shared().registry);
             let need = registry.add(filter, Holder::Stream, qos);
@@ -395,11 +391,7 @@ impl Mqtt {
     /// Releases a stream's hold on its filter (from `MessageStream::drop`).
     pub(crate) fn release_stream(&self, slot: &std::sync::Weak<Slot>, filter: &str) {
         let shared = self.shared();
-        shared
-            .streams
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .retain(|s| !std::ptr::eq(Arc::as_ptr(s), slot.as_ptr()));
+        shared.streams.remove(slot);
         let gone = lock(&shared.registry).remove(filter, Holder::Stream);
         if gone {
             if let Ok(rt) = tokio::runtime::Handle::try_current() {

@@ -1,6 +1,6 @@
 //! What the handles and the background tasks share: the client's parts, each owning its data.
 
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
 
@@ -9,7 +9,7 @@ use super::claim::ClientIdClaim;
 use super::events::ConnectionState;
 use super::registry::Registry;
 use super::requests::{Requests, Stop};
-use super::slot::Slot;
+use super::slot::Streams;
 use super::stats::Counters;
 use crate::config::MqttConfig;
 
@@ -25,7 +25,7 @@ pub(crate) struct Shared {
     /// The connection's status, written by the connection task only.
     pub state: watch::Sender<ConnectionState>,
     /// The streams' ends ([`Mqtt::stream`](crate::Mqtt::stream)).
-    pub streams: RwLock<Vec<Arc<Slot>>>,
+    pub streams: Streams,
     pub counters: Counters,
     /// The durable outbox, when configured.
     #[cfg(feature = "outbox")]

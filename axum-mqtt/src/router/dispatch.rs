@@ -197,11 +197,7 @@ async fn lane(
                 call(f, meters, req, &shared, table.on_rejection.as_ref()).await;
             }
         }
-        // Offering never waits, so the read lock is held only for the loop.
-        let streams = shared.streams.read().unwrap_or_else(|p| p.into_inner());
-        for s in streams.iter() {
-            s.offer(&msg, &shared.counters);
-        }
+        shared.streams.offer(&msg, &shared.counters);
     }
 }
 
