@@ -198,8 +198,11 @@ impl Mqtt {
             let codes = self
                 .send_subscribe_for(vec![(filter.to_string(), q)], Some(weak))
                 .await?;
-            if let Some(Err(code)) = codes.into_iter().next() {
-                return Err(Error::Refused(code)); // dropping `stream` releases the filter
+            // On an error, dropping `stream` releases the filter.
+            match codes.into_iter().next() {
+                Some(Ok(_)) => {}
+                Some(Err(code)) => return Err(Error::Refused(code)),
+                None => return Err(Error::MissingSubackCode),
             }
         }
         Ok(stream)
