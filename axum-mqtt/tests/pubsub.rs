@@ -279,3 +279,45 @@ async fn try_send_now_queues_qos0_and_hands_back_the_rest() {
     publisher.shutdown(WAIT).await;
     sub.shutdown(WAIT).await;
 }
+
+/// Publishes made while the connection task finishes a write are written by it, never held back
+/// until some later event: callers publishing in a closed loop (each waits for its answer, then
+/// publishes again, as HTTP clients of `POST /publish` do) never reach their timeout. On MQTT
+/// 3.1.1 the task batches publishes; a caller that read its "awake" flag outside the core's lock
+/// could hold a publish in a batch nobody wrote. While others publish, their acks wake the task;
+/// the last publishes of a wave have nobody to do that, so the test runs many short waves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closed_loop_publishers_never_wait_for_a_later_event() {
+    let mut cfg = embedded_config(Protocol::V311);
+    // No PINGREQ within the test: its answer would be the later event that rescues a held publish.
+    cfg.keepalive = std::time::Duration::from_secs(60);
+    let mqtt = connected(Mqtt::builder(cfg)).await;
+    let t = unique("closed-loop");
+    for wave in 0..40 {
+        let callers: Vec<_> = (0..32)
+            .map(|i| {
+                let mqtt = mqtt.clone();
+                let topic = format!("{t}/{i}");
+                tokio::spawn(async move {
+                    for n in 0..50 {
+                        let qos = [QoS::AtMostOnce, QoS::AtLeastOnce][n % 2];
+                        mqtt.publish(topic.clone(), "x")
+                            .qos(qos)
+                            .timeout(WAIT)
+                            .await
+                            .map_err(|e| {
+                                format!("wave {wave}, caller {i}, publish {n} at {qos:?}: {e}")
+                            })?;
+                    }
+                    Ok::<_, String>(())
+                })
+            })
+            .collect();
+        for c in callers {
+            c.await
+                .expect("caller task")
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+    mqtt.shutdown(WAIT).await;
+}

@@ -205,7 +205,8 @@ impl<M: MessageSink> Connection<M> {
     /// Writes the publishes the handles held back (the core's batch) in one go, once
     /// every unwritten publish is among them, as many as the in-flight window allows. Called when
     /// the next poll would wait; when there is nothing to write, the task is about to wait, so it
-    /// clears `writer_awake` here, under the book's lock the handles read it under.
+    /// clears `writer_awake` here, under the core's lock the handles read it under
+    /// (`Requests::push`).
     async fn write_batch(&mut self) -> Result<(), LinkError> {
         if !self.link.writes_directly() {
             return Ok(());

@@ -186,12 +186,15 @@ impl Requests {
             deadline,
             _permit: Some(permit),
         };
+        let mut core = self.core();
+        // Read under the core's lock, which the connection task clears the flag under before it
+        // waits in a poll: read before it, a stale `true` would hold this publish in a batch that
+        // nobody writes until the next event (in a burst, up to the publish's timeout).
         let writer_awake = self.writer_awake.load(Ordering::Relaxed);
-        let wake = self
-            .core()
-            .request_publish(msg, waiter, writer_awake, |msg| {
-                self.sender.try_publish(msg)
-            })?;
+        let wake = core.request_publish(msg, waiter, writer_awake, |msg| {
+            self.sender.try_publish(msg)
+        })?;
+        drop(core);
         if wake {
             // Stores a wake-up when the watcher is not waiting yet: none is lost.
             self.deadlines.notify_one();
