@@ -15,7 +15,7 @@ use rmqtt::{
     types::{ForwardedRecipients, From, OfflineSession, Publish, SubRelationsMap},
 };
 
-use super::{hook_message_dropped, router::ClusterRouter, shared::ClusterShared};
+use super::{calls::hook_message_dropped, router::ClusterRouter, shared::ClusterShared};
 
 pub(crate) struct HookHandler {
     scx: ServerContext,

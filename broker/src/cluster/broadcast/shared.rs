@@ -30,7 +30,7 @@ use rmqtt::{
 
 use super::message::{BroadcastGrpcMessage, BroadcastGrpcMessageReply};
 use super::moves::Moves;
-use super::{hook_message_dropped, kick};
+use super::calls::{hook_message_dropped, kick};
 
 type HashMap<K, V> = std::collections::HashMap<K, V, ahash::RandomState>;
 
