@@ -224,11 +224,7 @@ impl MqttBuilder {
         let weak = Arc::downgrade(&inner);
         let events = callbacks::spawn(shared.clone(), weak.clone(), callbacks);
         let dispatcher = dispatch::spawn(shared.clone(), weak, table);
-        tokio::spawn(deadlines::watch(
-            Arc::downgrade(&requests),
-            requests.deadline_wakeup(),
-            requests.watch_stop(),
-        ));
+        tokio::spawn(deadlines::watch(&requests));
         #[cfg(feature = "outbox")]
         if let Some(outbox) = outbox {
             let window = usize::from(shared.config.max_inflight);

@@ -24,15 +24,12 @@ async fn a_refused_publish_fails_with_the_brokers_reason_code() {
             .qos(qos)
             .await
             .expect_err("200 levels are over the broker's limit");
-        match e {
+        match &e {
             // rmqtt answers its ACL refusal with Not authorized.
-            Error::Refused(code) => assert_eq!(code, ReasonCode::new(0x87), "{qos:?}: {e}"),
+            Error::Refused(code) => assert_eq!(*code, ReasonCode::new(0x87), "{qos:?}: {e}"),
             other => panic!("{qos:?}: expected a refusal, got {other:?}"),
         }
-        assert_eq!(
-            e_text(&mqtt.publish(deep(200), "x").qos(qos).await),
-            "the broker refused: not authorized (0x87)"
-        );
+        assert_eq!(e.to_string(), "the broker refused: not authorized (0x87)");
         // The limit itself is fine: the refusal is the broker's, for this topic only.
         mqtt.publish(deep(128), "at the limit")
             .qos(qos)
@@ -40,13 +37,6 @@ async fn a_refused_publish_fails_with_the_brokers_reason_code() {
             .unwrap_or_else(|e| panic!("{qos:?}: {e}"));
     }
     mqtt.shutdown(WAIT).await;
-}
-
-fn e_text<T: std::fmt::Debug>(r: &Result<T, Error>) -> String {
-    match r {
-        Err(e) => e.to_string(),
-        Ok(v) => panic!("expected an error, got {v:?}"),
-    }
 }
 
 #[tokio::test]

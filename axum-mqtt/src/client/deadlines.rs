@@ -13,6 +13,7 @@
 //! publish has a deadline before the one it sleeps until (the first after an idle spell, or a
 //! shorter timeout).
 
+use std::future::Future;
 use std::sync::{Arc, Weak};
 
 use tokio::sync::{watch, Notify};
@@ -20,12 +21,14 @@ use tokio::time::Instant;
 
 use super::requests::{Requests, Stop};
 
-/// The watcher task: ends when the client's request path is gone.
-pub(crate) async fn watch(
-    requests: Weak<Requests>,
-    notify: Arc<Notify>,
-    mut stop: watch::Receiver<Stop>,
-) {
+/// The watcher task for `requests`: ends when the client stops or its request path is gone (it
+/// holds the path weakly, so it never keeps a client alive).
+pub(crate) fn watch(requests: &Arc<Requests>) -> impl Future<Output = ()> + Send + 'static {
+    let (notify, stop) = (requests.deadline_wakeup(), requests.watch_stop());
+    run(Arc::downgrade(requests), notify, stop)
+}
+
+async fn run(requests: Weak<Requests>, notify: Arc<Notify>, mut stop: watch::Receiver<Stop>) {
     loop {
         let next = {
             let Some(requests) = requests.upgrade() else {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::watch;
 
-use super::core::packet::{OutPublish, SubCode};
+use super::core::packet::OutPublish;
 use super::events::{ConnectionState, Status};
 use super::lock::lock;
 use super::publish::Publish;
@@ -89,7 +89,11 @@ impl Mqtt {
     pub async fn subscribe(&self, filter: &str, qos: QoS) -> Result<QoS, Error> {
         validate_filter(filter)?;
         lock(&self.shared().registry).add(filter, Holder::Explicit, qos);
-        let codes = self.send_subscribe(vec![(filter.to_string(), qos)]).await;
+        let codes = self
+            .shared()
+            .requests
+            .subscribe(vec![(filter.to_string(), qos)], None)
+            .await;
         let res = match codes {
             Ok(codes) => match codes.into_iter().next() {
                 Some(Ok(q)) => Ok(q),
@@ -116,7 +120,7 @@ impl Mqtt {
         validate_filter(filter)?;
         let gone = lock(&self.shared().registry).remove(filter, Holder::Explicit);
         if gone {
-            self.send_unsubscribe(filter).await?;
+            self.shared().requests.unsubscribe(filter).await?;
         }
         Ok(())
     }
@@ -196,7 +200,9 @@ impl Mqtt {
         let again = held.filter(|_| need.is_none() && !filter.starts_with("$share/"));
         if let Some(q) = need.or(again) {
             let codes = self
-                .send_subscribe_for(vec![(filter.to_string(), q)], Some(weak))
+                .shared()
+                .requests
+                .subscribe(vec![(filter.to_string(), q)], Some(weak))
                 .await?;
             // On an error, dropping `stream` releases the filter.
             match codes.into_iter().next() {
@@ -322,23 +328,6 @@ impl Mqtt {
         }
     }
 
-    async fn send_subscribe(&self, filters: Vec<(String, QoS)>) -> Result<Vec<SubCode>, Error> {
-        self.send_subscribe_for(filters, None).await
-    }
-
-    /// Sends a SUBSCRIBE; `stream`: the new stream it is made for (see [`Mqtt::stream`]).
-    async fn send_subscribe_for(
-        &self,
-        filters: Vec<(String, QoS)>,
-        stream: Option<std::sync::Weak<Slot>>,
-    ) -> Result<Vec<SubCode>, Error> {
-        self.shared().requests.subscribe(filters, stream).await
-    }
-
-    async fn send_unsubscribe(&self, filter: &str) -> Result<(), Error> {
-        self.shared().requests.unsubscribe(filter).await
-    }
-
     /// Publishes a request (QoS 1) with a fresh response topic and correlation data, and waits up to
     /// `timeout` for the reply. Needs MQTT 5 ([`Error::PropertiesNeedV5`] otherwise). The other
     /// side answers with a [`Responder`](crate::rpc::Responder).
@@ -401,7 +390,7 @@ impl Mqtt {
                 let mqtt = self.clone();
                 let filter = filter.to_string();
                 rt.spawn(async move {
-                    if let Err(e) = mqtt.send_unsubscribe(&filter).await {
+                    if let Err(e) = mqtt.shared().requests.unsubscribe(&filter).await {
                         tracing::debug!(%filter, error = %e, "unsubscribe after the last stream ended failed");
                     }
                 });

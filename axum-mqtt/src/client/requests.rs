@@ -282,15 +282,15 @@ impl Requests {
     // --- stopping ---
 
     /// Asks the client to stop: `Graceful` only from running (a drop is never downgraded),
-    /// `Dropped` always. True when this changed the state.
-    pub fn begin_stop(&self, how: Stop) -> bool {
+    /// `Dropped` always.
+    pub fn begin_stop(&self, how: Stop) {
         self.stop.send_if_modified(|s| {
             let change = *s != how && (*s == Stop::Running || how == Stop::Dropped);
             if change {
                 *s = how;
             }
             change
-        })
+        });
     }
 
     /// True once the client was asked to stop.

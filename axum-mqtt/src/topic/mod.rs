@@ -50,20 +50,17 @@ pub fn validate_topic(topic: &str) -> Result<(), Error> {
 /// [`validate_topic`], failing with the reason alone (a dead-letter template reports it as its
 /// own error).
 pub(crate) fn topic_problem(topic: &str) -> Result<(), &'static str> {
-    let bad = |reason: &'static str| reason;
     if topic.is_empty() {
-        return Err(bad("a topic must not be empty"));
+        return Err("a topic must not be empty");
     }
     if topic.len() > MAX_LEN {
-        return Err(bad("a topic must be at most 65535 bytes"));
+        return Err("a topic must be at most 65535 bytes");
     }
     if topic.contains('\0') {
-        return Err(bad("a topic must not contain NUL"));
+        return Err("a topic must not contain NUL");
     }
     if topic.contains(['+', '#']) {
-        return Err(bad(
-            "a wildcard (+ or #) is not allowed in a topic to publish to",
-        ));
+        return Err("a wildcard (+ or #) is not allowed in a topic to publish to");
     }
     Ok(())
 }
@@ -208,17 +205,16 @@ impl TopicPattern {
     /// [`parse`](Self::parse), failing with the reason alone (the router reports it as its own
     /// error).
     pub(crate) fn parse_pattern(pattern: &str) -> Result<TopicPattern, &'static str> {
-        let bad = |reason: &'static str| reason;
         if pattern.is_empty() {
-            return Err(bad("a filter must not be empty"));
+            return Err("a filter must not be empty");
         }
         if pattern.len() > MAX_LEN {
-            return Err(bad("a filter must be at most 65535 bytes"));
+            return Err("a filter must be at most 65535 bytes");
         }
         if pattern.contains('\0') {
-            return Err(bad("a filter must not contain NUL"));
+            return Err("a filter must not contain NUL");
         }
-        let inner = share_inner(pattern).map_err(bad)?;
+        let inner = share_inner(pattern)?;
         let levels: Vec<&str> = inner.split('/').collect();
         let mut segments = Vec::with_capacity(levels.len());
         for (i, level) in levels.iter().enumerate() {
@@ -229,21 +225,21 @@ impl TopicPattern {
                 Segment::Rest(None)
             } else if let Some(name) = level.strip_prefix("{*").and_then(|l| l.strip_suffix('}')) {
                 if name.is_empty() {
-                    return Err(bad("a `{*name}` segment needs a name"));
+                    return Err("a `{*name}` segment needs a name");
                 }
                 Segment::Rest(Some(name.into()))
             } else if let Some(name) = level.strip_prefix('{').and_then(|l| l.strip_suffix('}')) {
                 if name.is_empty() || name.contains(['{', '}', '*']) {
-                    return Err(bad("a `{name}` segment needs a plain name"));
+                    return Err("a `{name}` segment needs a plain name");
                 }
                 Segment::One(Some(name.into()))
             } else if level.contains(['{', '}']) {
-                return Err(bad("a `{name}` segment must fill its whole level"));
+                return Err("a `{name}` segment must fill its whole level");
             } else {
                 Segment::Literal((*level).into())
             };
             if matches!(seg, Segment::Rest(_)) && !last {
-                return Err(bad("`#` and `{*name}` must be the last level"));
+                return Err("`#` and `{*name}` must be the last level");
             }
             segments.push(seg);
         }
@@ -256,7 +252,7 @@ impl TopicPattern {
             })
             .collect::<Vec<_>>()
             .join("/");
-        check_levels(&filter).map_err(bad)?;
+        check_levels(&filter)?;
         Ok(TopicPattern {
             source: pattern.to_string(),
             filter,
